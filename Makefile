@@ -1,0 +1,23 @@
+# Quick start: `make demo` runs the engine with demo tickets; `make test` runs the tests.
+# Both create the virtualenv (.venv) with the pinned dependencies on first use.
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo dev test install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ticketflow dev --demo
+
+dev: $(STAMP)
+	$(VENV)/bin/ticketflow dev
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q

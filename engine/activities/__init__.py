@@ -1,0 +1,1 @@
+"""Activities: rule evaluation (local), assignment and messaging. Each is safe to run twice."""

@@ -1,0 +1,97 @@
+"""Human-readable output of tickets for the terminal (rich tables); `--json` bypasses this."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from engine.models import TicketState
+from engine.tickets import TicketRow
+
+console = Console()
+
+
+def short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    s = abs(int(seconds))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s and not d else ""]
+    return sign + ("".join(parts) or "0s")
+
+
+def show_ticket(st: TicketState) -> None:
+    head = Table.grid(padding=(0, 2))
+    for label, value in (
+        ("ticket", st.ticket_id),
+        ("status", st.status),
+        ("subject", st.subject),
+        ("channel", f"{st.channel}{' (public)' if st.is_public else ''}"),
+        ("customer", f"{st.customer.id} ({st.customer.tier}, {st.customer.language})"),
+        ("priority", st.priority or "-"),
+        ("category", f"{st.category or '-'}  tags: {', '.join(st.tags) or '-'}"),
+        ("team / assignee", f"{st.team or '-'} / {st.assignee or '-'}"),
+        ("ruleset", st.ruleset_version or "-"),
+        ("sla policy", st.sla_policy or "-"),
+    ):
+        head.add_row(f"[bold]{label}[/bold]", value)
+    console.print(head)
+
+    stages = Table(title="stages", title_justify="left")
+    stages.add_column("stage")
+    stages.add_column("at")
+    for s in st.stages:
+        stages.add_row(s.stage, short_time(s.at))
+    console.print(stages)
+
+    decisions = Table(title="decisions", title_justify="left")
+    for col in ("group", "rule", "actions", "ruleset"):
+        decisions.add_column(col)
+    for d in st.decisions:
+        decisions.add_row(d.group, d.rule_id or "(no rule matched)", json.dumps(d.actions, ensure_ascii=False), d.ruleset_version)
+    console.print(decisions)
+
+    if st.sla:
+        clocks = Table(title="sla", title_justify="left")
+        for col in ("metric", "state", "elapsed", "remaining", "due"):
+            clocks.add_column(col)
+        for c in st.sla:
+            clocks.add_row(c.metric, c.state, duration(c.elapsed_seconds), duration(c.remaining_seconds), short_time(c.due))
+        console.print(clocks)
+
+    if st.survey:
+        sv = st.survey
+        answer = f"score {sv.score}" if sv.score is not None else ("expired" if sv.expired else "waiting")
+        console.print(f"[bold]survey[/bold] {sv.kind} sent {short_time(sv.sent_at)}: {answer} {sv.comment}")
+
+    msgs = Table(title="conversation", title_justify="left")
+    for col in ("at", "who", "message"):
+        msgs.add_column(col)
+    for m in st.messages:
+        msgs.add_row(short_time(m.at), f"{m.role}:{m.author}", m.body)
+    console.print(msgs)
+
+
+def list_table(rows: list[TicketRow]) -> None:
+    table = Table()
+    for col in ("ticket", "status", "priority", "category", "team", "assignee", "channel", "sla", "opened"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.ticket_id, r.status, r.priority, r.category, r.team, r.assignee, r.channel,
+            "BREACHED" if r.sla_breached else "ok", short_time(r.opened_at),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} ticket(s)")

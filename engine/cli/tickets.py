@@ -1,0 +1,240 @@
+"""Ticket commands: submit, show, list, reply, customer-reply, resolve, reopen, survey-answer."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from engine import tickets
+from engine.cli.common import CliError, client_for, print_json, run, settings, ticket_call
+from engine.cli.render import list_table, show_ticket
+from engine.intake import EventInvalid, parse_event
+from engine.models import AgentReply, CustomerMessage, ReopenCommand, ResolveCommand, SurveyAnswer
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+TicketArg = Annotated[str, typer.Argument(help="Ticket id, e.g. TF-7K2M9QXA4B.", show_default=False)]
+AgentOpt = Annotated[str, typer.Option("--agent", "-a", help="Agent id doing this (must be the assignee).", show_default=False)]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit")(submit)
+    app.command("show")(show)
+    app.command("list")(list_cmd)
+    app.command("reply")(reply)
+    app.command("customer-reply")(customer_reply)
+    app.command("resolve")(resolve)
+    app.command("reopen")(reopen)
+    app.command("survey-answer")(survey_answer)
+
+
+def _read_event(path: Path) -> object:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+
+
+def submit(
+    ctx: typer.Context,
+    event: Annotated[Optional[Path], typer.Option("--event", "-e", help="A ticket event JSON file (schemas/ticket-event.schema.json); - reads stdin.")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="Channel: wechat, weibo, douyin, kuaishou, zhihu, email, phone, chat, web, app, sms, forum.")] = None,
+    customer: Annotated[Optional[str], typer.Option(help="Customer id on that channel.")] = None,
+    subject: Annotated[Optional[str], typer.Option(help="Subject or first line.")] = None,
+    body: Annotated[Optional[str], typer.Option(help="Message text.")] = None,
+    tier: Annotated[str, typer.Option(help="Customer tier: standard, premium, vip.")] = "standard",
+    language: Annotated[str, typer.Option(help="Customer language, e.g. en, zh.")] = "en",
+    public: Annotated[bool, typer.Option("--public", help="The message was posted publicly.")] = False,
+    order_value: Annotated[Optional[float], typer.Option(help="Value of the order concerned.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Open a ticket from a channel event and print its id.
+
+    Example: ticketflow submit --channel email --customer c-1001 --subject "Where is my parcel?" --body "Order 5531 has not arrived"
+    """
+    if event is not None:
+        data = _read_event(event)
+        where = str(event)
+    else:
+        missing = [n for n, v in (("--channel", channel), ("--customer", customer), ("--subject", subject), ("--body", body)) if not v]
+        if missing:
+            raise typer.BadParameter(f"give --event FILE or all of --channel --customer --subject --body (missing {' '.join(missing)})")
+        data = {
+            "event_id": f"cli-{uuid.uuid4()}",
+            "channel": channel,
+            "customer": {"id": customer, "tier": tier, "language": language},
+            "subject": subject,
+            "body": body,
+            "is_public": public,
+            "occurred_at": datetime.now(timezone.utc).isoformat(),
+        }
+        if order_value is not None:
+            data["order_value"] = order_value
+        where = "flags"
+    try:
+        parsed = parse_event(data)
+    except EventInvalid as exc:
+        raise CliError(f"{where}: {exc}") from None
+    cfg = settings(ctx)
+
+    async def go() -> str:
+        client = await client_for(ctx)
+        try:
+            return await tickets.submit(client, cfg.task_queue, parsed)
+        except tickets.TicketExists as exc:
+            raise CliError(str(exc)) from None
+
+    ticket_id = run(go())
+    if as_json:
+        print_json({"ticket_id": ticket_id})
+    else:
+        typer.echo(ticket_id)
+
+
+def show(ctx: typer.Context, ticket_id: TicketArg, as_json: JsonFlag = False) -> None:
+    """Show a ticket: status, decisions with their rule ids, stages with times, SLA clocks.
+
+    Example: ticketflow show TF-7K2M9QXA4B --json
+    """
+
+    async def go():  # type: ignore[no-untyped-def]
+        client = await client_for(ctx)
+        return await ticket_call(ticket_id, lambda: tickets.state(client, ticket_id))
+
+    st = run(go())
+    if as_json:
+        print_json(st)
+    else:
+        show_ticket(st)
+
+
+def list_cmd(
+    ctx: typer.Context,
+    status: Annotated[Optional[str], typer.Option(help="Status, or several separated by commas.")] = None,
+    priority: Annotated[Optional[str], typer.Option(help="Priority, e.g. P1 or P1,P2.")] = None,
+    team: Annotated[Optional[str], typer.Option(help="Team id.")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="Channel.")] = None,
+    assignee: Annotated[Optional[str], typer.Option(help="Agent id.")] = None,
+    breached: Annotated[Optional[bool], typer.Option("--breached/--not-breached", help="Only tickets whose SLA was (not) breached.")] = None,
+    query: Annotated[Optional[str], typer.Option(help='Extra visibility query, e.g. \'Category = "refund"\'.')] = None,
+    limit: Annotated[int, typer.Option(help="At most this many tickets.", min=1)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tickets through Temporal visibility (newest first).
+
+    The same filter works in `temporal workflow list --query 'Priority="P1"'`.
+
+    Example: ticketflow list --status open,pending_customer --priority P1
+    """
+    q = tickets.build_query(status=status, priority=priority, team=team, channel=channel, assignee=assignee, breached=breached, extra=query)
+
+    async def go():  # type: ignore[no-untyped-def]
+        client = await client_for(ctx)
+        try:
+            return await tickets.list_tickets(client, q, limit)
+        except Exception as exc:  # the server explains a bad query in its message
+            message = getattr(exc, "message", None) or str(exc)
+            raise CliError(f"list query failed: {message} (query: {q})") from None
+
+    rows = run(go())
+    if as_json:
+        print_json([r.__dict__ for r in rows])
+    else:
+        list_table(rows)
+
+
+def _update(ctx: typer.Context, ticket_id: str, fn, cmd, as_json: bool, done: str) -> None:  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        client = await client_for(ctx)
+        return await ticket_call(ticket_id, lambda: fn(client, ticket_id, cmd))
+
+    st = run(go())
+    if as_json:
+        print_json(st)
+    else:
+        typer.echo(f"{ticket_id}: {done} (status {st.status})")
+
+
+def reply(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    agent: AgentOpt,
+    body: Annotated[str, typer.Option("--body", "-b", help="Reply text sent to the customer.", show_default=False)],
+    wait: Annotated[bool, typer.Option("--wait-for-customer", help="The reply asks the customer something: pause the SLA until they answer.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reply to the customer as the assigned agent.
+
+    Example: ticketflow reply TF-7K2M9QXA4B --agent wang.fang --body "Your refund is on its way"
+    """
+    _update(ctx, ticket_id, tickets.reply, AgentReply(agent=agent, body=body, wait_for_customer=wait), as_json, "reply sent")
+
+
+def customer_reply(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    body: Annotated[str, typer.Option("--body", "-b", help="The customer's message.", show_default=False)],
+    event_id: Annotated[str, typer.Option(help="Channel message id; a repeated id is ignored.")] = "",
+) -> None:
+    """Deliver a customer's message to their ticket (resumes a ticket waiting on the customer).
+
+    Example: ticketflow customer-reply TF-7K2M9QXA4B --body "The order number is 5531"
+    """
+
+    async def go() -> None:
+        client = await client_for(ctx)
+        await ticket_call(ticket_id, lambda: tickets.customer_message(client, ticket_id, CustomerMessage(body=body, event_id=event_id)))
+
+    run(go())
+    typer.echo(f"{ticket_id}: message delivered")
+
+
+def resolve(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    agent: AgentOpt,
+    note: Annotated[str, typer.Option(help="Resolution note.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark the ticket resolved; the follow-up survey starts after the configured delay.
+
+    Example: ticketflow resolve TF-7K2M9QXA4B --agent wang.fang --note "refund issued"
+    """
+    _update(ctx, ticket_id, tickets.resolve, ResolveCommand(agent=agent, note=note), as_json, "resolved")
+
+
+def reopen(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    reason: Annotated[str, typer.Option(help="Why it is reopened.", show_default=False)],
+    by: Annotated[str, typer.Option(help="Who reopens it: customer or an agent id.")] = "customer",
+    as_json: JsonFlag = False,
+) -> None:
+    """Reopen a resolved ticket (cancels a survey not yet answered).
+
+    Example: ticketflow reopen TF-7K2M9QXA4B --reason "refund never arrived"
+    """
+    _update(ctx, ticket_id, tickets.reopen, ReopenCommand(reason=reason, by=by), as_json, "reopened")
+
+
+def survey_answer(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    score: Annotated[int, typer.Option(help="CSAT 1-5 or NPS 0-10, as the survey asked.", show_default=False)],
+    comment: Annotated[str, typer.Option(help="Free text from the customer.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Record the customer's survey answer; the ticket then closes.
+
+    Example: ticketflow survey-answer TF-7K2M9QXA4B --score 5 --comment "fast and kind"
+    """
+    _update(ctx, ticket_id, tickets.survey_answer, SurveyAnswer(score=score, comment=comment), as_json, "survey answered")

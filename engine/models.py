@@ -1,0 +1,223 @@
+"""Dataclasses that cross the workflow boundary: events, commands, decisions and ticket state.
+
+Everything here is plain data (serialisable by Temporal's default JSON converter) and imports only
+the standard library, so workflow code may use it freely. The shape of `TicketState` is the
+`ticketflow show --json` contract of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = (
+    "received",
+    "triaged",
+    "assigned",
+    "open",
+    "pending_customer",
+    "on_hold",
+    "resolved",
+    "surveying",
+    "closed",
+)
+OPEN_STATUSES = ("received", "triaged", "assigned", "open", "pending_customer", "on_hold")
+STAGES = ("receive", "classify", "assign", "respond", "survey", "close")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+
+
+@dataclass
+class Customer:
+    id: str
+    tier: str = "standard"
+    language: str = "en"
+    name: str = ""
+
+
+@dataclass
+class TicketEvent:
+    """A customer's first message on a channel, as in schemas/ticket-event.schema.json."""
+
+    event_id: str
+    channel: str
+    customer: Customer
+    subject: str
+    body: str
+    occurred_at: str
+    is_public: bool = False
+    order_value: float | None = None
+    prior_contacts: int | None = None
+
+
+@dataclass
+class TimingOverrides:
+    """Shorter delays than the rules give; used by the demo so a newcomer can watch a whole life.
+
+    Recorded in the workflow input, so an auditor sees that a ticket ran on demo timings.
+    """
+
+    survey_delay_seconds: int | None = None
+    survey_expiry_seconds: int | None = None
+
+
+@dataclass
+class TicketInput:
+    ticket_id: str
+    event: TicketEvent
+    timing: TimingOverrides = field(default_factory=TimingOverrides)
+
+
+@dataclass
+class Decision:
+    """One evaluation of one rule group: which rules matched, what they decided and why."""
+
+    group: str
+    rule_id: str  # the deciding rule (first match); "" when no rule matched
+    rule_ids: list[str]
+    actions: dict[str, Any]
+    ruleset_version: str
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    at: str = ""
+
+
+@dataclass
+class EvaluationRequest:
+    groups: list[str]
+    snapshot: dict[str, Any]
+    ruleset_version: str | None = None
+
+
+@dataclass
+class EvaluationResult:
+    ruleset_version: str
+    decisions: list[Decision]
+    sla_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class AssignmentRequest:
+    ticket_id: str
+    team: str
+    language: str
+    skills: list[str] = field(default_factory=list)
+    strategy: str = "least_loaded"
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Assignment:
+    team: str
+    agent: str
+    reason: str
+
+
+@dataclass
+class OutgoingMessage:
+    """A message to a customer; `idempotency_key` makes a retried send a no-op."""
+
+    idempotency_key: str
+    ticket_id: str
+    kind: str
+    channel: str
+    recipient: str
+    language: str
+    body: str
+
+
+@dataclass
+class StageRecord:
+    stage: str
+    at: str
+
+
+@dataclass
+class Message:
+    author: str
+    role: str  # customer | agent | system
+    body: str
+    at: str
+
+
+@dataclass
+class AgentReply:
+    agent: str
+    body: str
+    wait_for_customer: bool = False
+
+
+@dataclass
+class CustomerMessage:
+    body: str
+    event_id: str = ""
+
+
+@dataclass
+class ResolveCommand:
+    agent: str
+    note: str = ""
+
+
+@dataclass
+class ReopenCommand:
+    reason: str
+    by: str = "customer"
+
+
+@dataclass
+class SurveyAnswer:
+    score: int
+    comment: str = ""
+
+
+@dataclass
+class SlaClock:
+    metric: str
+    state: str  # running | paused | fulfilled | breached
+    due: str | None
+    elapsed_seconds: int
+    remaining_seconds: int | None
+    target_seconds: int
+    breached_at: str | None = None
+
+
+@dataclass
+class Survey:
+    kind: str = "csat"
+    sent_at: str | None = None
+    score: int | None = None
+    comment: str = ""
+    answered_at: str | None = None
+    expired: bool = False
+
+
+@dataclass
+class TicketState:
+    ticket_id: str
+    status: str
+    channel: str
+    customer: Customer
+    subject: str
+    priority: str | None = None
+    category: str | None = None
+    tags: list[str] = field(default_factory=list)
+    team: str | None = None
+    assignee: str | None = None
+    ruleset_version: str | None = None
+    sla_policy: str | None = None
+    sla: list[SlaClock] = field(default_factory=list)
+    stages: list[StageRecord] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    survey: Survey | None = None
+    reopen_count: int = 0
+    is_public: bool = False
+    timing: TimingOverrides = field(default_factory=TimingOverrides)
+
+
+@dataclass
+class SlaEvent:
+    """One thing that moves an SLA clock: opened, status (pause/resume), first_response, resolved, reopened."""
+
+    kind: str
+    at: str
+    status: str = ""

@@ -1,0 +1,149 @@
+"""The vocabulary of the rules language: the fields a condition may read, the actions each group
+may set, and the derived fields computed from a raw ticket snapshot.
+
+This module owns three catalogs, each the single place to edit when the vocabulary grows:
+- FIELDS: field name -> type, allowed values (enums), description. The loader type-checks every
+  condition against it; rules/README.md documents it for ops.
+- OPERATORS_BY_TYPE: which operators make sense for which field type.
+- GROUP_ACTIONS: group name -> the actions its rules may set. Adding a group (escalation,
+  auto_close, ...) is one entry here; the JSON Schema, the loader's checks and the merge of `all`
+  groups all derive from it.
+
+`build_snapshot` turns the flat dict a workflow activity hands over into what rules read, adding
+the derived fields. It is pure: same input, same output, on every worker and in every replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from . import sentiment
+
+CHANNELS = ("wechat", "weibo", "douyin", "kuaishou", "zhihu", "email", "phone", "chat", "web", "app", "sms", "forum")
+TIERS = ("standard", "premium", "vip")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+STATUSES = ("received", "triaged", "assigned", "open", "pending_customer", "on_hold", "resolved", "surveying", "closed")
+
+# Field types. `text` is free prose (subject, body) and `string` an identifier-like value; both
+# compare case-insensitively, the split only tells ops which fields hold prose.
+ENUM, BOOL, TEXT, STRING, NUMBER, INT, LIST = "enum", "bool", "text", "string", "number", "int", "list"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    description: str
+    values: tuple[str, ...] = ()  # allowed values, for enums
+    derived: bool = False  # computed by build_snapshot, never supplied by callers
+    optional: bool = False  # may legitimately be missing from a snapshot
+
+
+def _catalog(*fields: Field) -> dict[str, Field]:
+    return {f.name: f for f in fields}
+
+
+FIELDS: dict[str, Field] = _catalog(
+    Field("channel", ENUM, "where the customer wrote", CHANNELS),
+    Field("is_public", BOOL, "the message is visible to the public (a post or comment, not a DM)"),
+    Field("subject", TEXT, "subject or first line of the message", optional=True),
+    Field("body", TEXT, "message text", optional=True),
+    Field("text", TEXT, "subject and body joined by a newline", derived=True),
+    Field("customer.id", STRING, "customer identifier"),
+    Field("customer.tier", ENUM, "customer value tier", TIERS),
+    Field("customer.language", STRING, "preferred language code, e.g. zh, en, zh-TW", optional=True),
+    Field("order_value", NUMBER, "value of the order the ticket is about", optional=True),
+    Field("category", STRING, "ticket category; missing until classified", optional=True),
+    Field("tags", LIST, "labels set by classification or agents", optional=True),
+    Field("priority", ENUM, "current priority; missing until prioritised", PRIORITIES, optional=True),
+    Field("status", ENUM, "ticket status", STATUSES),
+    Field("reopen_count", INT, "how many times the ticket was reopened"),
+    Field("sentiment", NUMBER, "tone of the text from -1 (angry) to 1 (happy)", derived=True),
+    Field("prior_contacts", INT, "earlier tickets from this customer in the last 30 days", optional=True),
+)
+
+# Every field may be tested for presence; the rest depends on what the value is.
+_PRESENCE = ("is_set", "is_empty")
+_TEXTUAL = ("eq", "ne", "in", "not_in", "contains_any", "contains_all", "starts_with", "matches")
+_NUMERIC = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between")
+OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    ENUM: ("eq", "ne", "in", "not_in") + _PRESENCE,
+    BOOL: ("eq", "ne") + _PRESENCE,
+    TEXT: _TEXTUAL + _PRESENCE,
+    STRING: _TEXTUAL + _PRESENCE,
+    NUMBER: _NUMERIC + _PRESENCE,
+    INT: _NUMERIC + _PRESENCE,
+    LIST: ("contains_any", "contains_all") + _PRESENCE,
+}
+OPERATORS: tuple[str, ...] = (
+    "eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between",
+    "contains_any", "contains_all", "starts_with", "matches", "is_set", "is_empty",
+)
+
+# Action kinds. `duration` is written "4h"/"1d12h" (or seconds) and normalised to seconds;
+# `sla_policy` must name a policy defined under sla_policies; a `list` merges by union in `all`
+# groups while everything else is overwritten by later rules.
+A_STRING, A_LIST, A_ENUM, A_BOOL, A_DURATION, A_SLA_POLICY = "string", "list", "enum", "bool", "duration", "sla_policy"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str
+    description: str
+    values: tuple[str, ...] = ()
+
+
+GROUP_ACTIONS: dict[str, dict[str, Action]] = {
+    "classification": {
+        "category": Action(A_STRING, "ticket category, e.g. refund, complaint"),
+        "tags": Action(A_LIST, "labels added to the ticket"),
+    },
+    "priority": {
+        "priority": Action(A_ENUM, "P1 (most urgent) to P4", PRIORITIES),
+    },
+    "routing": {
+        "team": Action(A_STRING, "team that owns the ticket"),
+        "skills": Action(A_LIST, "skills the assigned agent must have, e.g. a language"),
+        "strategy": Action(A_ENUM, "how an agent is picked within the team", ("least_loaded", "round_robin")),
+    },
+    "sla_policy": {
+        "policy": Action(A_SLA_POLICY, "name of an SLA policy defined under sla_policies"),
+    },
+    "survey": {
+        "survey": Action(A_BOOL, "send a satisfaction survey after resolution"),
+        "delay": Action(A_DURATION, "wait this long after resolution before sending"),
+        "expires_after": Action(A_DURATION, "stop accepting answers this long after sending"),
+        "kind": Action(A_ENUM, "survey type", ("csat", "nps")),
+    },
+}
+
+
+def build_snapshot(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a new snapshot: `raw` flattened to dotted keys plus the derived fields.
+
+    Nested mappings ({"customer": {"tier": "vip"}}) are flattened to "customer.tier" so callers
+    may pass either shape. Derived fields are always recomputed from the inputs, so a stale value
+    in `raw` can never disagree with the text it came from.
+    """
+    snapshot: dict[str, Any] = {}
+    _flatten(raw, "", snapshot)
+    subject = snapshot.get("subject")
+    body = snapshot.get("body")
+    subject = subject if isinstance(subject, str) else ""
+    body = body if isinstance(body, str) else ""
+    text = f"{subject}\n{body}" if subject and body else subject or body
+    snapshot["text"] = text
+    snapshot["sentiment"] = sentiment.score(text)
+    return snapshot
+
+
+def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            _flatten(item, f"{name}.", out)
+        elif isinstance(item, list):
+            out[name] = list(item)
+        else:
+            out[name] = item

@@ -1,0 +1,789 @@
+"""Reading rules files, validating them, and normalising them into a Ruleset.
+
+This module owns everything between YAML text and a compiled `Ruleset`:
+- parsing each file while remembering the line and column of every key and value, so an error
+  points at the exact spot an ops person has to fix;
+- the JSON Schema of one rules file (`rules_json_schema`), generated from the catalogs in
+  fields.py so the schema, the checks below and the compiler can never disagree; the committed
+  copy in schemas/rules.schema.json is kept equal to it by a test;
+- the semantic pass the schema cannot express: fields and operators against the catalog, enum
+  values, safe regexes, one operator per test, catch-all last, duplicate ids and group names,
+  identical conditions shadowing a later rule, references to SLA policies;
+- normalisation (durations to seconds, defaults filled in, groups in name order), which is what
+  the ruleset version hashes.
+
+Every problem found is collected; loading raises one RulesetError carrying all of them, because
+fixing one error per run is miserable.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from jsonschema import Draft202012Validator
+
+try:  # the regex parser moved in 3.11; it is the only reliable way to see a pattern's structure
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+from .compiler import Ruleset, canonical_json
+from .errors import RuleIssue, RulesetError
+from .fields import (A_BOOL, A_DURATION, A_ENUM, A_LIST, A_SLA_POLICY, A_STRING, BOOL, ENUM, FIELDS,
+                     GROUP_ACTIONS, INT, LIST, NUMBER, OPERATORS, OPERATORS_BY_TYPE, STATUSES, STRING, TEXT)
+
+ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+DURATION_PATTERN = r"^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+DEFAULT_PAUSE_ON = ["pending_customer", "on_hold"]
+MAX_REGEX_LENGTH = 500
+_MAX_NODES = 100_000  # YAML aliases can expand exponentially ("billion laughs"); stop early
+_MAX_DEPTH = 64  # deeper nesting is a mistake, and would exhaust the compiler's recursion
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_COMBINATORS = ("all", "any", "not")
+_SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "rules.schema.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema
+
+
+def rules_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one rules file, derived from fields.py.
+
+    It checks structure: keys, types, group names, the actions each group may set, durations.
+    What needs the catalog or the whole ruleset (field names, operator/field compatibility, enum
+    values, one operator per test, duplicate ids) is the loader's semantic pass."""
+    scalar = {"type": ["string", "number", "boolean"]}
+    scalar_list = {"type": "array", "minItems": 1, "items": scalar}
+    string_list = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+    operator_values = {
+        "eq": scalar, "ne": scalar, "in": scalar_list, "not_in": scalar_list,
+        "lt": {"type": "number"}, "lte": {"type": "number"}, "gt": {"type": "number"}, "gte": {"type": "number"},
+        "between": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}},
+        "contains_any": string_list, "contains_all": string_list,
+        "starts_with": {"type": "string"}, "matches": {"type": "string"},
+        "is_set": {"type": "boolean"}, "is_empty": {"type": "boolean"},
+    }
+    assert set(operator_values) == set(OPERATORS)
+    condition = {
+        "description": "Either one of all/any/not, or a field test: {field: NAME, <operator>: value}.",
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "all": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/condition"}},
+            "any": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/condition"}},
+            "not": {"$ref": "#/$defs/condition"},
+            "field": {"type": "string"},
+            **operator_values,
+        },
+    }
+    action_kinds = {
+        A_STRING: {"type": "string", "minLength": 1},
+        A_LIST: {"type": "array", "items": {"type": "string", "minLength": 1}},
+        A_BOOL: {"type": "boolean"},
+        A_DURATION: {"$ref": "#/$defs/duration"},
+        A_SLA_POLICY: {"$ref": "#/$defs/id"},
+    }
+    actions: dict[str, Any] = {}
+    per_group = []
+    for group, spec in GROUP_ACTIONS.items():
+        properties = {}
+        for key, action in spec.items():
+            schema = {"enum": list(action.values)} if action.kind == A_ENUM else dict(action_kinds[action.kind])
+            properties[key] = {"description": action.description, **schema}
+        actions[group] = {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": properties}
+        per_group.append({
+            "if": {"required": ["name"], "properties": {"name": {"const": group}}},
+            "then": {"properties": {"rules": {"items": {"properties": {"then": {"$ref": f"#/$defs/actions/{group}"}}}}}},
+        })
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:ticketflow:schema:rules",
+        "title": "ticketflow rules file",
+        "description": "One file under rules/. Generated from engine/ruleset/fields.py; see rules/README.md.",
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "groups": {"type": "array", "items": {"$ref": "#/$defs/group"}},
+            "sla_policies": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/id"},
+                "additionalProperties": {"$ref": "#/$defs/sla_policy"},
+            },
+        },
+        "$defs": {
+            "id": {"type": "string", "pattern": ID_PATTERN},
+            "duration": {
+                "description": "\"90s\", \"30m\", \"4h\", \"2d\", \"1d12h\", or a number of seconds",
+                "type": ["string", "integer"], "pattern": DURATION_PATTERN, "minimum": 0,
+            },
+            "group": {
+                "type": "object",
+                "required": ["name", "match", "rules"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"enum": list(GROUP_ACTIONS)},
+                    "match": {"enum": ["first", "all"]},
+                    "description": {"type": "string"},
+                    "rules": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/rule"}},
+                },
+                "allOf": per_group,
+            },
+            "rule": {
+                "type": "object",
+                "required": ["id", "then"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"$ref": "#/$defs/id"},
+                    "description": {"type": "string"},
+                    "when": {"$ref": "#/$defs/condition"},
+                    "then": {"type": "object"},
+                },
+            },
+            "condition": condition,
+            "actions": actions,
+            "sla_policy": {
+                "type": "object",
+                "required": ["first_response", "resolution"],
+                "additionalProperties": False,
+                "properties": {
+                    "description": {"type": "string"},
+                    "first_response": {"$ref": "#/$defs/duration"},
+                    "resolution": {"$ref": "#/$defs/duration"},
+                    "pause_on": {"type": "array", "items": {"enum": list(STATUSES)}},
+                },
+            },
+        },
+    }
+
+
+def write_json_schema(path: Path = _SCHEMA_FILE) -> None:
+    """Regenerate schemas/rules.schema.json after changing the catalogs in fields.py."""
+    path.write_text(json.dumps(rules_json_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+_validator: Draft202012Validator | None = None
+
+
+def _schema_validator() -> Draft202012Validator:
+    global _validator
+    if _validator is None:
+        _validator = Draft202012Validator(rules_json_schema())
+    return _validator
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: parsed data plus positions
+
+
+Path_ = tuple  # a path into the data: ("groups", 0, "rules", 3, "when", "all", 1, "field")
+
+
+@dataclass
+class _Source:
+    name: str
+    data: Any
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    bad: set[Path_] = field(default_factory=set)  # paths the schema already complained about
+
+    def at(self, path: Path_, key: bool = False) -> tuple[int | None, int | None]:
+        if key and path in self.keys:
+            return self.keys[path]
+        while True:
+            if path in self.values:
+                return self.values[path]
+            if not path:
+                return None, None
+            path = path[:-1]
+
+    def has_bad_within(self, path: Path_) -> bool:
+        return any(bad[:len(path)] == path for bad in self.bad)
+
+    def issue(self, path: Path_, message: str, hint: str | None = None, key: bool = False) -> RuleIssue:
+        line, column = self.at(path, key)
+        group, rule_id = self._context(path)
+        if len(path) >= 2 and path[0] == "sla_policies":
+            message = f"sla policy '{path[1]}': {message}"
+        return RuleIssue(self.name, line, column, rule_id, group, message, hint)
+
+    def _context(self, path: Path_) -> tuple[str | None, str | None]:
+        group = rule_id = None
+        try:
+            if len(path) >= 2 and path[0] == "groups":
+                node = self.data["groups"][path[1]]
+                if isinstance(node.get("name"), str):
+                    group = node["name"]
+                if len(path) >= 4 and path[2] == "rules":
+                    rule = node["rules"][path[3]]
+                    if isinstance(rule.get("id"), str):
+                        rule_id = rule["id"]
+        except (LookupError, TypeError, AttributeError):
+            pass
+        return group, rule_id
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, mark: yaml.Mark):
+        super().__init__(message)
+        self.mark = mark
+
+
+def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
+    """Parse YAML text, recording the position of every value and key."""
+    source = _Source(name, None)
+    issues: list[RuleIssue] = []
+    loader = yaml.SafeLoader(text)
+    count = 0
+
+    def pos(node: yaml.Node) -> tuple[int, int]:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def walk(node: yaml.Node, path: Path_) -> Any:
+        nonlocal count
+        count += 1
+        if count > _MAX_NODES or len(path) > _MAX_DEPTH:
+            raise _TooBig("file nests too deeply or expands too many aliases", node.start_mark)
+        source.values[path] = pos(node)
+        if isinstance(node, yaml.MappingNode):
+            loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *defaults)
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    issues.append(RuleIssue(name, *pos(key_node), None, None, "a key must be plain text"))
+                    continue
+                # The key as written: YAML 1.1 would turn an unquoted `on:` or `no:` into a boolean.
+                key = key_node.value
+                if key in out:
+                    first_line = source.keys[path + (key,)][0]
+                    issues.append(RuleIssue(name, *pos(key_node), None, None,
+                                            f"duplicate key '{key}' (also on line {first_line})",
+                                            "YAML keeps only the last one; remove one of them"))
+                    continue
+                source.keys[path + (key,)] = pos(key_node)
+                out[key] = walk(value_node, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [walk(item, path + (index,)) for index, item in enumerate(node.value)]
+        return loader.construct_object(node, deep=True)
+
+    try:
+        node = loader.get_single_node()
+        source.data = walk(node, ()) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        problem = exc.problem or str(exc)
+        hint = f"{exc.context} (line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else None
+        return None, [RuleIssue(name, line, column, None, None, f"YAML syntax error: {problem}", hint)]
+    except _TooBig as exc:
+        return None, [RuleIssue(name, exc.mark.line + 1, exc.mark.column + 1, None, None, str(exc))]
+    finally:
+        loader.dispose()
+    if source.data is None:
+        issues.append(RuleIssue(name, 1, 1, None, None, "the file is empty",
+                                "a rules file needs `groups:` and/or `sla_policies:`"))
+        return None, issues
+    return source, issues
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+
+def _suggest(word: Any, candidates: Iterable[str]) -> str | None:
+    if not isinstance(word, str):
+        return None
+    candidates = list(candidates)
+    for candidate in candidates:
+        if candidate.casefold() == word.casefold():
+            return f"did you mean '{candidate}'?"
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+_TYPE_WORDS = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
+               "array": "a list", "object": "a mapping"}
+
+
+def _label(path: Path_) -> str:
+    for part in reversed(path):
+        if isinstance(part, str):
+            return part
+    return "the file"
+
+
+def _where_kind(path: Path_) -> str:
+    """What sort of mapping sits at `path`, for wording messages about its keys."""
+    if not path:
+        return "top"
+    if path[0] == "sla_policies":
+        return "sla_policy" if len(path) == 2 else "other"
+    if path[0] == "groups" and len(path) == 2:
+        return "group"
+    if path[0] == "groups" and len(path) == 4:
+        return "rule"
+    if len(path) == 5 and path[4] == "then":
+        return "then"
+    if "when" in path:
+        return "condition"
+    return "other"
+
+
+def _schema_issues(source: _Source) -> list[RuleIssue]:
+    issues = []
+    for error in _schema_validator().iter_errors(source.data):
+        path = tuple(error.absolute_path)
+        source.bad.add(path)
+        issues.extend(_translate(source, error, path))
+    return issues
+
+
+def _translate(source: _Source, error: Any, path: Path_) -> list[RuleIssue]:
+    kind, value, schema = error.validator, error.instance, error.schema
+    label = _label(path)
+    if kind == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        out = []
+        for key in value:
+            if key in allowed:
+                continue
+            where = _where_kind(path)
+            if where == "then":
+                group = source._context(path)[0]
+                message = f"unknown action '{key}' for group {group}"
+                hint = _suggest(key, allowed) or f"group {group} can set: {', '.join(allowed)}"
+            elif where == "condition":
+                message = f"unknown operator '{key}'"
+                hint = _suggest(key, allowed) or f"use all/any/not, or field plus one of: {', '.join(OPERATORS)}"
+            else:
+                what = {"top": "top-level key", "group": "key in group", "rule": "key in rule",
+                        "sla_policy": "key in sla policy"}.get(where, "key")
+                message = f"unknown {what} '{key}'"
+                hint = _suggest(key, allowed) or f"allowed: {', '.join(allowed)}"
+            out.append(source.issue(path + (key,), message, hint, key=True))
+        return out
+    if kind == "required":
+        what = {"group": "group", "rule": "rule", "sla_policy": "sla policy"}.get(_where_kind(path), "mapping")
+        return [source.issue(path, f"the {what} has no '{key}'", f"add '{key}:'")
+                for key in error.validator_value if isinstance(value, dict) and key not in value]
+    if kind == "propertyNames" or "propertyNames" in error.relative_schema_path:
+        return [source.issue(path + (value,), f"sla policy name '{value}' must be kebab-case",
+                             "use lowercase letters, digits and dashes, e.g. 'p1-urgent'", key=True)]
+    if kind == "pattern":
+        if error.validator_value == DURATION_PATTERN:
+            return [source.issue(path, f"{label}: {value!r} is not a duration",
+                                 "write e.g. 90s, 30m, 4h, 2d, 1d12h, or a number of seconds")]
+        return [source.issue(path, f"{label}: {value!r} must be kebab-case",
+                             "use lowercase letters, digits and dashes, e.g. 'vip-public-post'")]
+    if kind == "type":
+        if schema.get("pattern") == DURATION_PATTERN:
+            return [source.issue(path, f"{label}: {_shown(value)} is not a duration",
+                                 "write e.g. 90s, 30m, 4h, 2d, 1d12h, or a number of seconds")]
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        words = " or ".join(_TYPE_WORDS.get(word, word) for word in wanted)
+        hint = None
+        if wanted == ["string"] and isinstance(value, (int, float, bool)):
+            hint = "put the value in quotes, e.g. \"12315\""
+        elif path and path[-1] == "when":
+            hint = "a condition is a mapping such as {field: channel, eq: weibo}"
+        elif isinstance(path[-1] if path else None, int) and "when" in path and isinstance(value, str):
+            hint = "each item is a condition such as {field: channel, eq: weibo}"
+        return [source.issue(path, f"{label}: expected {words}, got {_shown(value)}", hint)]
+    if kind == "enum":
+        allowed = [str(item) for item in error.validator_value]
+        return [source.issue(path, f"{label}: {_shown(value)} is not one of {', '.join(allowed)}",
+                             _suggest(value, allowed))]
+    if kind in ("minItems", "maxItems"):
+        if label == "between":
+            return [source.issue(path, "between needs exactly two values: [low, high]")]
+        return [source.issue(path, f"{label} must not be empty")]
+    if kind == "minProperties":
+        where = _where_kind(path)
+        if where == "top":
+            return [source.issue(path, "the file has neither 'groups' nor 'sla_policies'")]
+        if where == "then":
+            return [source.issue(path, "'then' sets no action")]
+        return [source.issue(path, f"{label} is empty")]
+    if kind == "minLength":
+        return [source.issue(path, f"{label} must not be empty text")]
+    if kind == "minimum":
+        return [source.issue(path, f"{label} must not be negative")]
+    return [source.issue(path, f"{label}: {error.message}")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantic checks
+
+
+def regex_problem(pattern: str) -> tuple[str, str | None] | None:
+    """Why `pattern` may not be used in a rule, as (message, hint), or None if it is fine.
+
+    Besides syntax, this refuses a quantified group whose content is itself repeated — (a+)+,
+    (.*)*, (\\w+)* — the classic shape that makes backtracking take exponential time on a
+    near-miss, which would stall a worker evaluating one unlucky ticket."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"regular expression is longer than {MAX_REGEX_LENGTH} characters", "split it into several tests"
+    try:
+        re.compile(pattern)
+        parsed = _sre_parse.parse(pattern)
+    except re.error as exc:
+        return f"invalid regular expression: {exc.msg} at position {exc.pos}", None
+    if _nested_repeat(parsed, outer_unbounded=False):
+        return (f"regular expression {pattern!r} repeats a group that itself repeats; it can take "
+                "exponential time on some texts",
+                "drop one of the two quantifiers, e.g. \\w+ instead of (\\w+)*")
+    return None
+
+
+def _nested_repeat(items: Any, outer_unbounded: bool) -> bool:
+    for op, av in items:
+        name = getattr(op, "name", str(op))
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            low, high, sub = av
+            if outer_unbounded and high > 1:
+                return True
+            if _nested_repeat(sub, outer_unbounded or high == _sre_parse.MAXREPEAT):
+                return True
+        elif name == "SUBPATTERN":
+            if _nested_repeat(av[-1], outer_unbounded):
+                return True
+        elif name == "BRANCH":
+            if any(_nested_repeat(branch, outer_unbounded) for branch in av[1]):
+                return True
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            if _nested_repeat(av[1], outer_unbounded):
+                return True
+        elif name == "GROUPREF_EXISTS":
+            if any(branch is not None and _nested_repeat(branch, outer_unbounded) for branch in av[1:]):
+                return True
+        # ATOMIC_GROUP and POSSESSIVE_REPEAT never backtrack into their content: safe by design.
+    return False
+
+
+def _value_fits(ftype: str, value: Any) -> bool:
+    if ftype == BOOL:
+        return isinstance(value, bool)
+    if ftype in (NUMBER, INT):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _check_condition(source: _Source, cond: Any, path: Path_, issues: list[RuleIssue]) -> None:
+    if not isinstance(cond, dict):
+        return  # the schema reported it
+    combinators = [key for key in _COMBINATORS if key in cond]
+    operators = [key for key in OPERATORS if key in cond]
+    if combinators:
+        if len(combinators) > 1 or operators or "field" in cond:
+            found = ", ".join(f"'{key}'" for key in combinators + (["field"] if "field" in cond else []) + operators)
+            issues.append(source.issue(path, f"a condition is one of all/any/not or a single field test, "
+                                             f"this one mixes {found}",
+                                       "nest them, e.g. all: [{field: ..., eq: ...}, {any: [...]}]"))
+            return
+        child = cond[combinators[0]]
+        if combinators[0] == "not":
+            _check_condition(source, child, path + ("not",), issues)
+        elif isinstance(child, list):
+            for index, item in enumerate(child):
+                _check_condition(source, item, path + (combinators[0], index), issues)
+        return
+    if source.has_bad_within(path):
+        return  # one message per broken test is enough
+    name = cond.get("field")
+    if name is None:
+        issues.append(source.issue(path, f"the test {', '.join(repr(o) for o in operators)} has no 'field'",
+                                   "add e.g. field: channel"))
+        return
+    spec = FIELDS.get(name)
+    if spec is None:
+        hint = _suggest(name, FIELDS) or "see the fields table in rules/README.md"
+        issues.append(source.issue(path + ("field",), f"unknown field '{name}'", hint))
+        return
+    allowed = OPERATORS_BY_TYPE[spec.type]
+    if not operators:
+        issues.append(source.issue(path, f"the test on '{name}' has no operator", f"add one of: {', '.join(allowed)}"))
+        return
+    if len(operators) > 1:
+        issues.append(source.issue(path, f"the test on '{name}' has {len(operators)} operators "
+                                         f"({', '.join(operators)}); a test takes exactly one",
+                                   "combine tests with all: [...], or use between for a range"))
+        return
+    op = operators[0]
+    expected = cond[op]
+    if op not in allowed:
+        issues.append(source.issue(path + (op,), f"operator '{op}' does not apply to {spec.type} field '{name}'",
+                                   f"{name} takes: {', '.join(allowed)}", key=True))
+        return
+    if op in ("eq", "ne", "in", "not_in"):
+        items = [(path + (op,), expected)] if op in ("eq", "ne") else [
+            (path + (op, index), item) for index, item in enumerate(expected)]
+        for item_path, item in items:
+            if not _value_fits(spec.type, item):
+                want = {BOOL: "true or false", NUMBER: "a number", INT: "a number"}.get(spec.type, "text")
+                hint = "put the value in quotes" if want == "text" else None
+                issues.append(source.issue(item_path, f"{name} is {spec.type}; {op} needs {want}, got {_shown(item)}", hint))
+            elif spec.type == ENUM and item not in spec.values:
+                issues.append(source.issue(item_path, f"{item!r} is not a value of {name}",
+                                           _suggest(item, spec.values) or f"{name} is one of: {', '.join(spec.values)}"))
+    elif op == "between":
+        low, high = expected
+        if low > high:
+            issues.append(source.issue(path + (op,), f"between [{low}, {high}] is empty: low is above high",
+                                       f"write [{high}, {low}]"))
+    elif op in ("contains_any", "contains_all", "starts_with") and spec.type in (TEXT, STRING):
+        needles = expected if isinstance(expected, list) else [expected]
+        for index, needle in enumerate(needles):
+            if not needle.strip():
+                where = path + (op, index) if isinstance(expected, list) else path + (op,)
+                issues.append(source.issue(where, f"{op} has an empty text, which every {name} contains",
+                                           "remove it"))
+    elif op == "matches":
+        problem = regex_problem(expected)
+        if problem is not None:
+            issues.append(source.issue(path + (op,), problem[0], problem[1]))
+
+
+def _parse_duration(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    return sum(int(amount) * _DURATION_UNITS[unit] for amount, unit in re.findall(r"([0-9]+)([dhms])", value))
+
+
+def _check_source(source: _Source, issues: list[RuleIssue]) -> None:
+    """Checks that need only one file."""
+    data = source.data
+    if not isinstance(data, dict):
+        return
+    groups = data.get("groups")
+    for gi, group in enumerate(groups if isinstance(groups, list) else []):
+        if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
+            continue
+        rules = group["rules"]
+        seen_conditions: dict[str, str] = {}
+        for ri, rule in enumerate(rules):
+            if not isinstance(rule, dict):
+                continue
+            path = ("groups", gi, "rules", ri)
+            if "when" in rule:
+                _check_condition(source, rule["when"], path + ("when",), issues)
+                if group.get("match") == "first" and isinstance(rule["when"], dict):
+                    key = canonical_json(_canonical_condition(rule["when"]))
+                    if key in seen_conditions:
+                        issues.append(source.issue(
+                            path + ("when",), f"has the same condition as rule '{seen_conditions[key]}' above, "
+                                              "so it can never match in a 'first' group",
+                            "change the condition or merge the two rules"))
+                    else:
+                        seen_conditions[key] = str(rule.get("id"))
+            elif ri != len(rules) - 1:
+                later = len(rules) - ri - 1
+                issues.append(source.issue(
+                    path + ("id",), f"has no 'when' (a catch-all) but is not the last rule of its group",
+                    f"move it to the end; the {later} rule(s) after it "
+                    f"{'can never match' if group.get('match') == 'first' else 'are out of order'}"))
+    policies = data.get("sla_policies")
+    for name, policy in (policies.items() if isinstance(policies, dict) else []):
+        path = ("sla_policies", name)
+        if not isinstance(policy, dict) or source.has_bad_within(path):
+            continue
+        first, resolution = _parse_duration(policy["first_response"]), _parse_duration(policy["resolution"])
+        if first <= 0 or resolution <= 0:
+            target = "first_response" if first <= 0 else "resolution"
+            issues.append(source.issue(path + (target,), f"{target} must be longer than zero"))
+        elif first > resolution:
+            issues.append(source.issue(path + ("first_response",),
+                                       "first_response is longer than resolution",
+                                       "a ticket cannot be resolved before its first response is due"))
+
+
+def _canonical_condition(cond: Any) -> Any:
+    """A form in which conditions that differ only in the order of all/any items or list values
+    compare equal, to catch a rule shadowed by an identical earlier one."""
+    if not isinstance(cond, dict):
+        return cond
+    out = {}
+    for key, value in cond.items():
+        if key in ("all", "any") and isinstance(value, list):
+            out[key] = sorted((_canonical_condition(item) for item in value), key=canonical_json)
+        elif key == "not":
+            out[key] = _canonical_condition(value)
+        elif isinstance(value, list):
+            out[key] = sorted(value, key=canonical_json)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_ruleset(sources: list[_Source], issues: list[RuleIssue]) -> None:
+    """Checks across files: unique group names, rule ids and policy names; policy references."""
+    group_at: dict[str, str] = {}
+    rule_at: dict[str, str] = {}
+    policy_at: dict[str, str] = {}
+
+    def where(source: _Source, path: Path_, key: bool = False) -> str:
+        line = source.at(path, key)[0]
+        return f"{source.name}:{line}" if line is not None else source.name
+
+    for source in sources:
+        policies = source.data.get("sla_policies") if isinstance(source.data, dict) else None
+        for name in (policies if isinstance(policies, dict) else {}):
+            path = ("sla_policies", name)
+            if name in policy_at:
+                issues.append(source.issue(path, f"is already defined at {policy_at[name]}",
+                                           "policy names must be unique across all files", key=True))
+            else:
+                policy_at[name] = where(source, path, key=True)
+    for source in sources:
+        groups = source.data.get("groups") if isinstance(source.data, dict) else None
+        for gi, group in enumerate(groups if isinstance(groups, list) else []):
+            if not isinstance(group, dict):
+                continue
+            name = group.get("name")
+            if isinstance(name, str):
+                if name in group_at:
+                    issues.append(source.issue(("groups", gi, "name"), f"group '{name}' is already defined at "
+                                               f"{group_at[name]}", "merge the two groups into one"))
+                else:
+                    group_at[name] = where(source, ("groups", gi, "name"))
+            for ri, rule in enumerate(group.get("rules") if isinstance(group.get("rules"), list) else []):
+                if not isinstance(rule, dict):
+                    continue
+                path = ("groups", gi, "rules", ri)
+                rule_id = rule.get("id")
+                if isinstance(rule_id, str):
+                    if rule_id in rule_at:
+                        issues.append(source.issue(path + ("id",), f"duplicate rule id (first used at "
+                                                   f"{rule_at[rule_id]})", "rule ids must be unique across all files"))
+                    else:
+                        rule_at[rule_id] = where(source, path + ("id",))
+                then = rule.get("then")
+                if name not in GROUP_ACTIONS or not isinstance(then, dict) or source.has_bad_within(path + ("then",)):
+                    continue
+                for key, action in GROUP_ACTIONS[name].items():
+                    if action.kind == A_SLA_POLICY and key in then and then[key] not in policy_at:
+                        hint = _suggest(then[key], policy_at) or (
+                            f"defined policies: {', '.join(sorted(policy_at))}" if policy_at else
+                            "define it under sla_policies: in a rules file")
+                        issues.append(source.issue(path + ("then", key), f"sla policy '{then[key]}' is not defined", hint))
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation and entry points
+
+
+def _normalise(sources: list[_Source]) -> dict[str, Any]:
+    groups = []
+    policies = {}
+    for source in sources:
+        for group in source.data.get("groups") or []:
+            actions = GROUP_ACTIONS[group["name"]]
+            rules = []
+            for rule in group["rules"]:
+                then = {}
+                for key, value in rule["then"].items():
+                    kind = actions[key].kind
+                    if kind == A_DURATION:
+                        value = _parse_duration(value)
+                    elif kind == A_LIST:
+                        value = list(dict.fromkeys(value))
+                    then[key] = value
+                normal = {"id": rule["id"], "description": rule.get("description", ""), "then": then}
+                if "when" in rule:
+                    normal["when"] = copy.deepcopy(rule["when"])
+                rules.append(normal)
+            groups.append({"name": group["name"], "match": group["match"],
+                           "description": group.get("description", ""), "rules": rules})
+        for name, policy in (source.data.get("sla_policies") or {}).items():
+            policies[name] = {
+                "description": policy.get("description", ""),
+                "first_response": _parse_duration(policy["first_response"]),
+                "resolution": _parse_duration(policy["resolution"]),
+                "pause_on": list(dict.fromkeys(policy.get("pause_on", DEFAULT_PAUSE_ON))),
+            }
+    groups.sort(key=lambda group: group["name"])
+    return {"groups": groups, "sla_policies": dict(sorted(policies.items()))}
+
+
+def _validate(sources: list[_Source], issues: list[RuleIssue]) -> dict[str, Any]:
+    """Run every check over parsed sources; raise RulesetError with all issues, or normalise."""
+    for source in sources:
+        issues.extend(_schema_issues(source))
+        _check_source(source, issues)
+    _check_ruleset(sources, issues)
+    if issues:
+        unique = list(dict.fromkeys(issues))  # overlapping schema branches can repeat a message
+        raise RulesetError(unique)
+    return _normalise(sources)
+
+
+def load_ruleset_texts(files: Mapping[str, str]) -> Ruleset:
+    """Load a ruleset from {file name: YAML text}; the names appear in error messages."""
+    sources: list[_Source] = []
+    issues: list[RuleIssue] = []
+    for name, text in files.items():
+        source, problems = _parse(name, text)
+        issues.extend(problems)
+        if source is not None:
+            sources.append(source)
+    if not files:
+        issues.append(RuleIssue("<rules>", None, None, None, None, "no rules files were given"))
+    return Ruleset(_validate(sources, issues))
+
+
+def load_ruleset(path: Path | str) -> Ruleset:
+    """Load the rules directory `path` (every *.yaml / *.yml directly in it; subdirectories such
+    as rules/tests/ are not read) or a single rules file. Raises RulesetError listing every
+    problem found."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml"))
+        if not files:
+            raise RulesetError([RuleIssue(str(path), None, None, None, None,
+                                          "no rules files (*.yaml) in this directory")])
+    elif path.is_file():
+        files = [path]
+    else:
+        raise RulesetError([RuleIssue(str(path), None, None, None, None, "no such file or directory")])
+    texts = {}
+    issues = []
+    for file in files:
+        try:
+            texts[str(file)] = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            issues.append(RuleIssue(str(file), None, None, None, None, f"cannot read the file: {exc}"))
+    if issues:
+        raise RulesetError(issues)
+    return load_ruleset_texts(texts)
+
+
+def validate_dict(data: Mapping[str, Any], source: str = "<ruleset>") -> dict[str, Any]:
+    """Validate a ruleset given as data (e.g. `Ruleset.to_dict()` output read back from JSON)
+    and return its normalised form. Issues name `source` and carry no line numbers."""
+    try:
+        # A JSON round trip copies the data and rejects anything JSON could not have held.
+        data = json.loads(json.dumps(data))
+    except (TypeError, ValueError) as exc:
+        raise RulesetError([RuleIssue(source, None, None, None, None, f"not JSON data: {exc}")]) from None
+    return _validate([_Source(source, data)], [])

@@ -1,0 +1,73 @@
+"""Building and running a worker: the workflows and activities one process serves on a task queue.
+
+Shared by `ticketflow worker` (any cluster) and `ticketflow dev` (embedded server), and by tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from engine.activities.assignment import AssignmentActivities
+from engine.activities.messaging import MessagingActivities
+from engine.activities.triage import RulesetRegistry, TriageActivities
+from engine.agents import load_directory
+from engine.config import Settings
+from engine.store import Store
+from engine.workflows import TicketWorkflow
+
+log = logging.getLogger("ticketflow.worker")
+
+
+def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+    """Validate rules, agents and the store first: a worker that starts is a worker that can work."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = RulesetRegistry(settings.rules_dir, settings.data_dir)
+    directory = load_directory(settings.agents_file)
+    store = Store.open(settings.database_url)
+    triage = TriageActivities(registry)
+    assignment = AssignmentActivities(store, directory)
+    messaging = MessagingActivities(store, settings.outbox_log)
+    log.info("ruleset %s from %s; %d agents", registry.active.version, settings.rules_dir, len(directory.agents))
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[TicketWorkflow],
+        activities=[
+            triage.evaluate_rules,
+            assignment.assign_agent,
+            assignment.release_assignment,
+            messaging.send_message,
+        ],
+        activity_executor=executor,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+@asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
+        worker = build_worker(client, settings, executor)
+        async with worker:
+            yield worker
+
+
+async def wait_for_stop_signal() -> None:
+    """Block until SIGINT or SIGTERM, so callers can shut down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,136 @@
+"""Client-side ticket operations shared by the CLI, the demo and tests.
+
+Submitting starts the ticket's workflow with the ticket id as workflow id, so a channel that
+delivers the same event twice reaches the same ticket instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from engine import searchattrs as sa
+from engine.intake import ticket_id_for
+from engine.models import (
+    AgentReply,
+    CustomerMessage,
+    ReopenCommand,
+    ResolveCommand,
+    SurveyAnswer,
+    TicketEvent,
+    TicketInput,
+    TicketState,
+    TimingOverrides,
+)
+from engine.workflows import TicketWorkflow
+
+
+class TicketExists(Exception):
+    pass
+
+
+async def submit(
+    client: Client, task_queue: str, event: TicketEvent, timing: TimingOverrides | None = None
+) -> str:
+    """Start the ticket (or find the one this event already opened) and return its id."""
+    ticket_id = ticket_id_for(event)
+    try:
+        await client.start_workflow(
+            TicketWorkflow.run,
+            TicketInput(ticket_id=ticket_id, event=event, timing=timing or TimingOverrides()),
+            id=ticket_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(sa.initial_pairs(event.channel)),
+            static_summary=f"{event.channel}: {event.subject[:80]}",
+        )
+    except WorkflowAlreadyStartedError:
+        raise TicketExists(f"event {event.event_id} on {event.channel} already opened ticket {ticket_id}, which is closed") from None
+    return ticket_id
+
+
+def handle(client: Client, ticket_id: str) -> WorkflowHandle[TicketWorkflow, TicketState]:
+    return client.get_workflow_handle_for(TicketWorkflow.run, ticket_id)
+
+
+async def state(client: Client, ticket_id: str) -> TicketState:
+    return await handle(client, ticket_id).query(TicketWorkflow.state)
+
+
+async def reply(client: Client, ticket_id: str, cmd: AgentReply) -> TicketState:
+    return await handle(client, ticket_id).execute_update(TicketWorkflow.agent_reply, cmd)
+
+
+async def resolve(client: Client, ticket_id: str, cmd: ResolveCommand) -> TicketState:
+    return await handle(client, ticket_id).execute_update(TicketWorkflow.resolve, cmd)
+
+
+async def reopen(client: Client, ticket_id: str, cmd: ReopenCommand) -> TicketState:
+    return await handle(client, ticket_id).execute_update(TicketWorkflow.reopen, cmd)
+
+
+async def survey_answer(client: Client, ticket_id: str, answer: SurveyAnswer) -> TicketState:
+    return await handle(client, ticket_id).execute_update(TicketWorkflow.survey_answer, answer)
+
+
+async def customer_message(client: Client, ticket_id: str, msg: CustomerMessage) -> None:
+    await handle(client, ticket_id).signal(TicketWorkflow.customer_message, msg)
+
+
+@dataclass
+class TicketRow:
+    ticket_id: str
+    status: str
+    priority: str
+    category: str
+    team: str
+    assignee: str
+    channel: str
+    sla_breached: bool
+    opened_at: str
+    closed_at: str | None
+
+
+def build_query(
+    *, status: str | None = None, priority: str | None = None, team: str | None = None,
+    channel: str | None = None, assignee: str | None = None, breached: bool | None = None, extra: str | None = None,
+) -> str:
+    parts = ['WorkflowType = "TicketWorkflow"']
+    for name, value in (("Status", status), ("Priority", priority), ("Team", team), ("Channel", channel), ("Assignee", assignee)):
+        if value:
+            values = [v.strip() for v in value.split(",") if v.strip()]
+            quoted = ", ".join('"' + v.replace('"', "") + '"' for v in values)
+            parts.append(f"{name} IN ({quoted})" if len(values) > 1 else f"{name} = {quoted}")
+    if breached is not None:
+        parts.append(f"SlaBreached = {'true' if breached else 'false'}")
+    if extra:
+        parts.append(f"({extra})")
+    return " AND ".join(parts)
+
+
+async def list_tickets(client: Client, query: str, limit: int = 50) -> list[TicketRow]:
+    rows: list[TicketRow] = []
+    async for wf in client.list_workflows(query, limit=limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            TicketRow(
+                ticket_id=wf.id,
+                status=attrs.get(sa.STATUS) or "",
+                priority=attrs.get(sa.PRIORITY) or "",
+                category=attrs.get(sa.CATEGORY) or "",
+                team=attrs.get(sa.TEAM) or "",
+                assignee=attrs.get(sa.ASSIGNEE) or "",
+                channel=attrs.get(sa.CHANNEL) or "",
+                sla_breached=bool(attrs.get(sa.SLA_BREACHED)),
+                opened_at=wf.start_time.isoformat(),
+                closed_at=wf.close_time.isoformat() if wf.close_time else None,
+            )
+        )
+        if len(rows) >= limit:
+            break
+    return rows

@@ -1,0 +1,5 @@
+"""Workflow definitions. Only temporalio, the standard library and the project's pure modules here."""
+
+from engine.workflows.ticket import TicketWorkflow
+
+__all__ = ["TicketWorkflow"]

