@@ -1,8 +1,7 @@
 """`python cli.py ...` is `ticketflow ...` (the console script), for a checkout without install."""
 
-import sys
 
-from engine.cli import main
+from engine.cli import entrypoint
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint()

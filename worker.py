@@ -1,8 +1,9 @@
-"""`python worker.py` is `ticketflow worker`: configure with TEMPORAL_ADDRESS, TICKETFLOW_* env and flags."""
+"""`python worker.py [flags]` is `ticketflow worker [flags]`: configure with TEMPORAL_ADDRESS, TICKETFLOW_* env and flags."""
 
 import sys
 
-from engine.cli import main
+from engine.cli import entrypoint
 
 if __name__ == "__main__":
-    sys.exit(main(["worker", *sys.argv[1:]]))
+    sys.argv[1:1] = ["worker"]
+    entrypoint()

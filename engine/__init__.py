@@ -1,6 +1,6 @@
-"""ticketflow: an event-driven workflow and rules engine for customer support on Temporal."""
+"""ticketflow: an event-driven workflow and rules engine for customer support on Temporal.
 
-from pathlib import Path
+Kept free of side effects: workflow code imports this package inside Temporal's sandbox.
+"""
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 __version__ = "0.1.0"

@@ -1,7 +1,5 @@
 """`python -m engine ...` is `ticketflow ...`."""
 
-import sys
+from engine.cli import entrypoint
 
-from engine.cli import main
-
-sys.exit(main())
+entrypoint()

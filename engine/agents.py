@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from engine import PROJECT_ROOT
+from engine.paths import PROJECT_ROOT
 
 SCHEMA_PATH = PROJECT_ROOT / "schemas" / "agents.schema.json"
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine import PROJECT_ROOT
+from engine.paths import PROJECT_ROOT
 
 DEFAULT_TASK_QUEUE = "ticketflow"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from engine import PROJECT_ROOT
+from engine.paths import PROJECT_ROOT
 from engine.models import Customer, TicketEvent
 
 SCHEMA_PATH = PROJECT_ROOT / "schemas" / "ticket-event.schema.json"

@@ -191,6 +191,15 @@ class Survey:
 
 
 @dataclass
+class SlaEvent:
+    """One thing that moves an SLA clock: opened, status (pause/resume), first_response, resolved, reopened."""
+
+    kind: str
+    at: str
+    status: str = ""
+
+
+@dataclass
 class TicketState:
     ticket_id: str
     status: str
@@ -204,7 +213,9 @@ class TicketState:
     assignee: str | None = None
     ruleset_version: str | None = None
     sla_policy: str | None = None
+    sla_targets: dict[str, Any] = field(default_factory=dict)  # the policy's targets, as pinned
     sla: list[SlaClock] = field(default_factory=list)
+    sla_events: list[SlaEvent] = field(default_factory=list)
     stages: list[StageRecord] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
@@ -212,12 +223,4 @@ class TicketState:
     reopen_count: int = 0
     is_public: bool = False
     timing: TimingOverrides = field(default_factory=TimingOverrides)
-
-
-@dataclass
-class SlaEvent:
-    """One thing that moves an SLA clock: opened, status (pause/resume), first_response, resolved, reopened."""
-
-    kind: str
-    at: str
-    status: str = ""
+    as_of: str = ""  # the workflow time this state was read at (queries see the last task's time)

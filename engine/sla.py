@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol
 
-from engine.models import SlaClock, SlaEvent
+from engine.models import SlaClock, SlaEvent, TicketState
 
 # metric -> (event kinds that start or resume it, event kinds that stop it)
 METRICS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -127,3 +127,11 @@ def next_deadline(clocks: Iterable[SlaClock]) -> datetime | None:
     """The earliest instant a running clock breaches: the one durable timer the workflow sets."""
     dues = [parse_time(c.due) for c in clocks if c.state == "running" and c.due]
     return min(dues) if dues else None
+
+
+def clocks_at(state: TicketState, now: datetime) -> list[SlaClock]:
+    """A ticket's clocks at `now`; `show` calls this with the real time, since a query only knows
+    the time of the workflow's last task."""
+    if not state.sla_targets:
+        return []
+    return sla_state(state.sla_events, state.sla_targets, now)

@@ -7,7 +7,7 @@ delivers the same event twice reaches the same ticket instead of opening a secon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timezone
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -15,6 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from engine import searchattrs as sa
 from engine.intake import ticket_id_for
+from engine.sla import clocks_at
 from engine.models import (
     AgentReply,
     CustomerMessage,
@@ -59,7 +60,13 @@ def handle(client: Client, ticket_id: str) -> WorkflowHandle[TicketWorkflow, Tic
 
 
 async def state(client: Client, ticket_id: str) -> TicketState:
-    return await handle(client, ticket_id).query(TicketWorkflow.state)
+    """The ticket as its workflow knows it, with SLA clocks brought to the current time."""
+    st = await handle(client, ticket_id).query(TicketWorkflow.state)
+    if st.status != "closed":
+        # Never earlier than the workflow's own clock (which runs ahead on a time-skipping server).
+        now = max(datetime.now(timezone.utc), datetime.fromisoformat(st.as_of))
+        st.sla = clocks_at(st, now)
+    return st
 
 
 async def reply(client: Client, ticket_id: str, cmd: AgentReply) -> TicketState:

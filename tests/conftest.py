@@ -43,8 +43,10 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    # One server per test: a leftover ticket with a pending task and no worker would hold the
+    # virtual clock still for every later test.
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(_binary("temporal-test-server"))
     )
@@ -57,7 +59,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data")
+    return Settings.from_env(task_queue=f"tq-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data", db_url=None)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from engine import PROJECT_ROOT
+from engine.paths import PROJECT_ROOT
 from engine.activities.assignment import AssignmentActivities, choose_agent
 from engine.activities.messaging import MessagingActivities
 from engine.agents import AgentsInvalid, load_directory

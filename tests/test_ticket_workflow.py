@@ -125,7 +125,8 @@ async def test_unanswered_survey_expires_and_ticket_closes(worker_env):
     env, settings = worker_env
     ticket_id, st = await open_ticket(env, settings)
     await tickets.resolve(env.client, ticket_id, ResolveCommand(agent=st.assignee))
-    final = await tickets.handle(env.client, ticket_id).result()  # waiting on the result skips time
+    await env.sleep(timedelta(days=4))  # past the survey delay and its 3-day expiry
+    final = await tickets.handle(env.client, ticket_id).result()
     assert final.status == "closed"
     assert final.survey.expired and final.survey.score is None
 

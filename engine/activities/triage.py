@@ -58,6 +58,16 @@ class RulesetRegistry:
         return ruleset
 
 
+def deciding_rule(ruleset: Ruleset, group: str, matched: list[str]) -> str:
+    """The rule an auditor should read first: in a match-all group, where later rules win, it is
+    the last matched rule that set a single-valued action (the category, not just a tag)."""
+    if not matched:
+        return ""
+    then = {r.id: r.then for r in ruleset.groups[group].rules}
+    scalar = [rid for rid in matched if any(not isinstance(v, list) for v in then[rid].values())]
+    return scalar[-1] if scalar else matched[0]
+
+
 class TriageActivities:
     def __init__(self, registry: RulesetRegistry) -> None:
         self.registry = registry
@@ -74,7 +84,7 @@ class TriageActivities:
             decisions.append(
                 Decision(
                     group=group,
-                    rule_id=res.rule_ids[0] if res.rule_ids else "",
+                    rule_id=deciding_rule(ruleset, group, res.rule_ids),
                     rule_ids=list(res.rule_ids),
                     actions=dict(res.actions),
                     ruleset_version=ruleset.version,

@@ -5,6 +5,8 @@ Exit codes: 0 ok, 1 failed, 2 usage. A traceback appears only with --debug.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -60,3 +62,17 @@ def _describe(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     known = getattr(exc, "__module__", "").startswith("engine")
     return first if known and first else f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
+def entrypoint() -> None:
+    """The console script. Exits with os._exit after flushing: the Temporal core's Rust runtime
+    can crash (SIGSEGV/SIGABRT) if its threads outlive Python's finalisation, which would turn a
+    successful short command into exit code 139 (temporalio/sdk-python#300)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 
 from rich.console import Console
@@ -11,7 +12,8 @@ from rich.table import Table
 from engine.models import TicketState
 from engine.tickets import TicketRow
 
-console = Console()
+# Piped output (scripts, CI logs) gets a wide table instead of rich's 80-column default.
+console = Console() if sys.stdout.isatty() else Console(width=180)
 
 
 def short_time(iso: str | None) -> str:
@@ -85,13 +87,13 @@ def show_ticket(st: TicketState) -> None:
 
 
 def list_table(rows: list[TicketRow]) -> None:
-    table = Table()
+    table = Table(box=None, header_style="bold")
     for col in ("ticket", "status", "priority", "category", "team", "assignee", "channel", "sla", "opened"):
         table.add_column(col)
     for r in rows:
         table.add_row(
             r.ticket_id, r.status, r.priority, r.category, r.team, r.assignee, r.channel,
-            "BREACHED" if r.sla_breached else "ok", short_time(r.opened_at),
+            "BREACHED" if r.sla_breached else "ok", r.opened_at[:16].replace("T", " "),
         )
     console.print(table)
     console.print(f"{len(rows)} ticket(s)")

@@ -28,8 +28,8 @@ _TRACE_TEXT_LIMIT = 120  # traces go into workflow history: keep long texts from
 def fold(value: str) -> str:
     """The form text operators compare: NFKC turns full-width letters and digits (common in
     Chinese input methods) into ASCII, casefold makes Latin case-insensitive; Chinese passes
-    through unchanged."""
-    return unicodedata.normalize("NFKC", value).casefold()
+    through unchanged; a typographic apostrophe (’, phones insert it) becomes a plain one."""
+    return unicodedata.normalize("NFKC", value).casefold().replace("\u2019", "'")
 
 
 class _Context:
@@ -85,6 +85,30 @@ def _trace_value(value: Any) -> Any:
     return value
 
 
+def _is_word_char(char: str) -> bool:
+    """A letter or digit of a script that separates words with spaces (Latin, Cyrillic, ...).
+    CJK characters (U+2E80 and up) are not: a keyword right after 我 still starts a word."""
+    return char.isalnum() and char < "\u2e80"
+
+
+def _finder(needle: str) -> Callable[[str], bool]:
+    """`needle in text`, except that a keyword starting with a Latin letter or digit must start
+    a word: "refund" finds "refunds" and "refunded" but "sue" does not find "issue". Chinese
+    keywords match anywhere, since Chinese text has no spaces between words."""
+    if not _is_word_char(needle[0]):
+        return lambda text: needle in text
+
+    def find(text: str) -> bool:
+        start = text.find(needle)
+        while start != -1:
+            if start == 0 or not _is_word_char(text[start - 1]):
+                return True
+            start = text.find(needle, start + 1)
+        return False
+
+    return find
+
+
 def _leaf_test(name: str, ftype: str, op: str, expected: Any) -> Test:
     """The predicate for one `{field, op: expected}` test. A missing field fails every
     comparison, is not set, and is empty; a value of the wrong type fails too."""
@@ -113,12 +137,11 @@ def _leaf_test(name: str, ftype: str, op: str, expected: Any) -> Test:
             if op == "in":
                 return lambda ctx: ctx.folded(name) in targets
             return lambda ctx: (value := ctx.folded(name)) is not None and value not in targets
-        if op == "contains_any":
-            needles_t = tuple(fold(item) for item in expected)
-            return lambda ctx: (value := ctx.folded(name)) is not None and any(n in value for n in needles_t)
-        if op == "contains_all":
-            needles_t = tuple(fold(item) for item in expected)
-            return lambda ctx: (value := ctx.folded(name)) is not None and all(n in value for n in needles_t)
+        if op in ("contains_any", "contains_all"):
+            finders = tuple(_finder(fold(item)) for item in expected)
+            if op == "contains_any":
+                return lambda ctx: (value := ctx.folded(name)) is not None and any(f(value) for f in finders)
+            return lambda ctx: (value := ctx.folded(name)) is not None and all(f(value) for f in finders)
         if op == "starts_with":
             prefix = fold(expected)
             return lambda ctx: (value := ctx.folded(name)) is not None and value.lstrip().startswith(prefix)

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
 from .compiler import Ruleset, canonical_json
 from .errors import RuleIssue, RulesetError
 from .fields import (A_BOOL, A_DURATION, A_ENUM, A_LIST, A_SLA_POLICY, A_STRING, BOOL, ENUM, FIELDS,
-                     GROUP_ACTIONS, INT, LIST, NUMBER, OPERATORS, OPERATORS_BY_TYPE, STATUSES, STRING, TEXT)
+                     GROUP_ACTIONS, INT, NUMBER, OPERATORS, OPERATORS_BY_TYPE, STATUSES, STRING, TEXT)
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 DURATION_PATTERN = r"^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
@@ -185,18 +185,18 @@ def _schema_validator() -> Draft202012Validator:
 # Sources: parsed data plus positions
 
 
-Path_ = tuple  # a path into the data: ("groups", 0, "rules", 3, "when", "all", 1, "field")
+DataPath = tuple  # a path into the data: ("groups", 0, "rules", 3, "when", "all", 1, "field")
 
 
 @dataclass
 class _Source:
     name: str
     data: Any
-    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    bad: set[Path_] = field(default_factory=set)  # paths the schema already complained about
+    values: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+    bad: set[DataPath] = field(default_factory=set)  # paths the schema already complained about
 
-    def at(self, path: Path_, key: bool = False) -> tuple[int | None, int | None]:
+    def at(self, path: DataPath, key: bool = False) -> tuple[int | None, int | None]:
         if key and path in self.keys:
             return self.keys[path]
         while True:
@@ -206,17 +206,17 @@ class _Source:
                 return None, None
             path = path[:-1]
 
-    def has_bad_within(self, path: Path_) -> bool:
+    def has_bad_within(self, path: DataPath) -> bool:
         return any(bad[:len(path)] == path for bad in self.bad)
 
-    def issue(self, path: Path_, message: str, hint: str | None = None, key: bool = False) -> RuleIssue:
+    def issue(self, path: DataPath, message: str, hint: str | None = None, key: bool = False) -> RuleIssue:
         line, column = self.at(path, key)
         group, rule_id = self._context(path)
         if len(path) >= 2 and path[0] == "sla_policies":
             message = f"sla policy '{path[1]}': {message}"
         return RuleIssue(self.name, line, column, rule_id, group, message, hint)
 
-    def _context(self, path: Path_) -> tuple[str | None, str | None]:
+    def _context(self, path: DataPath) -> tuple[str | None, str | None]:
         group = rule_id = None
         try:
             if len(path) >= 2 and path[0] == "groups":
@@ -232,6 +232,10 @@ class _Source:
         return group, rule_id
 
 
+# libyaml when present: parsing is most of the load time, and it reports the same positions.
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _TooBig(Exception):
     def __init__(self, message: str, mark: yaml.Mark):
         super().__init__(message)
@@ -242,13 +246,13 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
     """Parse YAML text, recording the position of every value and key."""
     source = _Source(name, None)
     issues: list[RuleIssue] = []
-    loader = yaml.SafeLoader(text)
+    loader = _YamlLoader(text)
     count = 0
 
     def pos(node: yaml.Node) -> tuple[int, int]:
         return node.start_mark.line + 1, node.start_mark.column + 1
 
-    def walk(node: yaml.Node, path: Path_) -> Any:
+    def walk(node: yaml.Node, path: DataPath) -> Any:
         nonlocal count
         count += 1
         if count > _MAX_NODES or len(path) > _MAX_DEPTH:
@@ -327,14 +331,14 @@ _TYPE_WORDS = {"string": "text", "number": "a number", "integer": "a whole numbe
                "array": "a list", "object": "a mapping"}
 
 
-def _label(path: Path_) -> str:
+def _label(path: DataPath) -> str:
     for part in reversed(path):
         if isinstance(part, str):
             return part
     return "the file"
 
 
-def _where_kind(path: Path_) -> str:
+def _where_kind(path: DataPath) -> str:
     """What sort of mapping sits at `path`, for wording messages about its keys."""
     if not path:
         return "top"
@@ -360,7 +364,7 @@ def _schema_issues(source: _Source) -> list[RuleIssue]:
     return issues
 
 
-def _translate(source: _Source, error: Any, path: Path_) -> list[RuleIssue]:
+def _translate(source: _Source, error: Any, path: DataPath) -> list[RuleIssue]:
     kind, value, schema = error.validator, error.instance, error.schema
     label = _label(path)
     if kind == "additionalProperties":
@@ -389,7 +393,7 @@ def _translate(source: _Source, error: Any, path: Path_) -> list[RuleIssue]:
         return [source.issue(path, f"the {what} has no '{key}'", f"add '{key}:'")
                 for key in error.validator_value if isinstance(value, dict) and key not in value]
     if kind == "propertyNames" or "propertyNames" in error.relative_schema_path:
-        return [source.issue(path + (value,), f"sla policy name '{value}' must be kebab-case",
+        return [source.issue(path + (value,), "the name must be kebab-case",
                              "use lowercase letters, digits and dashes, e.g. 'p1-urgent'", key=True)]
     if kind == "pattern":
         if error.validator_value == DURATION_PATTERN:
@@ -451,7 +455,7 @@ def regex_problem(pattern: str) -> tuple[str, str | None] | None:
     except re.error as exc:
         return f"invalid regular expression: {exc.msg} at position {exc.pos}", None
     if _nested_repeat(parsed, outer_unbounded=False):
-        return (f"regular expression {pattern!r} repeats a group that itself repeats; it can take "
+        return (f"regular expression '{pattern}' repeats a group that itself repeats; it can take "
                 "exponential time on some texts",
                 "drop one of the two quantifiers, e.g. \\w+ instead of (\\w+)*")
     return None
@@ -490,7 +494,7 @@ def _value_fits(ftype: str, value: Any) -> bool:
     return isinstance(value, str)
 
 
-def _check_condition(source: _Source, cond: Any, path: Path_, issues: list[RuleIssue]) -> None:
+def _check_condition(source: _Source, cond: Any, path: DataPath, issues: list[RuleIssue]) -> None:
     if not isinstance(cond, dict):
         return  # the schema reported it
     combinators = [key for key in _COMBINATORS if key in cond]
@@ -642,7 +646,7 @@ def _check_ruleset(sources: list[_Source], issues: list[RuleIssue]) -> None:
     rule_at: dict[str, str] = {}
     policy_at: dict[str, str] = {}
 
-    def where(source: _Source, path: Path_, key: bool = False) -> str:
+    def where(source: _Source, path: DataPath, key: bool = False) -> str:
         line = source.at(path, key)[0]
         return f"{source.name}:{line}" if line is not None else source.name
 
@@ -693,6 +697,11 @@ def _check_ruleset(sources: list[_Source], issues: list[RuleIssue]) -> None:
 # Normalisation and entry points
 
 
+def _text(description: str | None) -> str:
+    """Descriptions with their whitespace collapsed: re-wrapping a YAML `>` block is not a change."""
+    return " ".join((description or "").split())
+
+
 def _normalise(sources: list[_Source]) -> dict[str, Any]:
     groups = []
     policies = {}
@@ -709,15 +718,15 @@ def _normalise(sources: list[_Source]) -> dict[str, Any]:
                     elif kind == A_LIST:
                         value = list(dict.fromkeys(value))
                     then[key] = value
-                normal = {"id": rule["id"], "description": rule.get("description", ""), "then": then}
+                normal = {"id": rule["id"], "description": _text(rule.get("description")), "then": then}
                 if "when" in rule:
                     normal["when"] = copy.deepcopy(rule["when"])
                 rules.append(normal)
             groups.append({"name": group["name"], "match": group["match"],
-                           "description": group.get("description", ""), "rules": rules})
+                           "description": _text(group.get("description")), "rules": rules})
         for name, policy in (source.data.get("sla_policies") or {}).items():
             policies[name] = {
-                "description": policy.get("description", ""),
+                "description": _text(policy.get("description")),
                 "first_response": _parse_duration(policy["first_response"]),
                 "resolution": _parse_duration(policy["resolution"]),
                 "pause_on": list(dict.fromkeys(policy.get("pause_on", DEFAULT_PAUSE_ON))),

@@ -64,8 +64,6 @@ class TicketWorkflow:
             is_public=ev.is_public,
             timing=input.timing,
         )
-        self._sla_events: list[SlaEvent] = []
-        self._policy: dict[str, Any] | None = None
         self._seen_events: set[str] = {ev.event_id}
         self._reopened = False
         self._replies = 0
@@ -89,10 +87,12 @@ class TicketWorkflow:
 
         route = await self._evaluate(["routing", "sla_policy"])
         self._apply(route.decisions)
-        if st.sla_policy:
-            if st.sla_policy not in route.sla_policies:
-                raise ApplicationError(f"sla policy {st.sla_policy!r} is not defined in ruleset {st.ruleset_version}")
-            self._policy = route.sla_policies[st.sla_policy]
+        if st.sla_policy in route.sla_policies:
+            st.sla_targets = route.sla_policies[st.sla_policy]
+        elif st.sla_policy:
+            # Validation refuses such a ruleset; if one slips through, the ticket lives on unclocked
+            # and says why, rather than failing the customer's ticket.
+            self._message("system", "sla", f"sla policy {st.sla_policy!r} is not in ruleset {st.ruleset_version}; no SLA clock")
         await self._assign()
         self._stage("assign")
 
@@ -120,12 +120,12 @@ class TicketWorkflow:
             timeout = None
             if deadline is not None:
                 timeout = max(timedelta(seconds=1), deadline - workflow.now())
-            status_before, events_before = self._state.status, len(self._sla_events)
+            status_before, events_before = self._state.status, len(self._state.sla_events)
             try:
                 await workflow.wait_condition(
                     lambda: self._state.status == "resolved"
                     or self._state.status != status_before
-                    or len(self._sla_events) != events_before,
+                    or len(self._state.sla_events) != events_before,
                     timeout=timeout,
                 )
             except TimeoutError:
@@ -182,7 +182,7 @@ class TicketWorkflow:
         st = self._state
         self._replies += 1
         self._message("agent", cmd.agent, cmd.body)
-        if not any(e.kind == "first_response" for e in self._sla_events):
+        if not any(e.kind == "first_response" for e in self._state.sla_events):
             self._sla("first_response")
         self._set_status("pending_customer" if cmd.wait_for_customer else "open")
         await self._send("agent_reply", f"reply:{self._replies}", text=cmd.body)
@@ -341,16 +341,14 @@ class TicketWorkflow:
         )
 
     def _first_response_text(self) -> str:
-        target = int((self._policy or {}).get("first_response", 0))
+        target = int(self._state.sla_targets.get("first_response", 0))
         lang = self._state.customer.language
         if not target:
             return "1 business day" if not lang.startswith("zh") else "1个工作日"
         return human_duration(target, lang)
 
     def _clocks(self) -> list:
-        if not self._policy:
-            return []
-        return sla_clock.sla_state(self._sla_events, self._policy, workflow.now())
+        return sla_clock.clocks_at(self._state, workflow.now())
 
     def _rule_snapshot(self) -> dict[str, Any]:
         st, ev = self._state, self._input.event
@@ -377,7 +375,7 @@ class TicketWorkflow:
         return snap
 
     def _snapshot_state(self) -> TicketState:
-        return dataclasses.replace(self._state, sla=self._clocks())
+        return dataclasses.replace(self._state, sla=self._clocks(), as_of=self._now())
 
     def _now(self) -> str:
         return workflow.now().isoformat()
@@ -389,7 +387,7 @@ class TicketWorkflow:
         self._state.messages.append(Message(author=author, role=role, body=body, at=self._now()))
 
     def _sla(self, kind: str, status: str = "") -> None:
-        self._sla_events.append(SlaEvent(kind=kind, at=self._now(), status=status))
+        self._state.sla_events.append(SlaEvent(kind=kind, at=self._now(), status=status))
 
     def _set_status(self, status: str) -> None:
         if status == self._state.status:
