@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate
 
-STATUS = SearchAttributeKey.for_keyword("Status")
+# "Status" is taken by the server (an alias of ExecutionStatus in visibility queries): a custom
+# attribute of that name is silently not registered and every query on it fails.
+STATUS = SearchAttributeKey.for_keyword("TicketStatus")
 PRIORITY = SearchAttributeKey.for_keyword("Priority")
 CATEGORY = SearchAttributeKey.for_keyword("Category")
 TEAM = SearchAttributeKey.for_keyword("Team")

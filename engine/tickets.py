@@ -108,7 +108,7 @@ def build_query(
     channel: str | None = None, assignee: str | None = None, breached: bool | None = None, extra: str | None = None,
 ) -> str:
     parts = ['WorkflowType = "TicketWorkflow"']
-    for name, value in (("Status", status), ("Priority", priority), ("Team", team), ("Channel", channel), ("Assignee", assignee)):
+    for name, value in (("TicketStatus", status), ("Priority", priority), ("Team", team), ("Channel", channel), ("Assignee", assignee)):
         if value:
             values = [v.strip() for v in value.split(",") if v.strip()]
             quoted = ", ".join('"' + v.replace('"', "") + '"' for v in values)

@@ -170,6 +170,11 @@ def test_list_agrees_with_temporal_visibility_queries(dev: Dev) -> None:
     their_ids = {w["execution"]["workflowId"] for w in json.loads(theirs)}
     our_ids = {r["ticket_id"] for r in json.loads(dev.cli("list", "--priority", prio, "--json").stdout)}
     assert ids[0] in our_ids and our_ids == their_ids
+    open_now = json.loads(dev.cli("list", "--status", "open,pending_customer", "--channel", "weibo", "--json").stdout)
+    assert [r["ticket_id"] for r in open_now] == [ids[0]]
+    assert json.loads(dev.cli("list", "--status", "closed", "--json").stdout) == []
+    bad = dev.cli("list", "--query", "Nonsense = 1", ok=False)
+    assert bad.returncode == 1 and "list query failed" in bad.stderr
 
 
 def test_invalid_event_is_refused_and_starts_nothing(dev: Dev, tmp_path: Path) -> None:

@@ -644,7 +644,7 @@ def test_public_angry_weibo_refund_post(shipped: Ruleset) -> None:
 def test_vip_english_email_goes_to_vip_care(shipped: Ruleset) -> None:
     result = decide(shipped, TICKETS["vip-email-english"])
     assert summary(result) == ("delivery", "P1", "vip-care", "p1-urgent")
-    assert result["routing"].actions == {"team": "vip-care", "skills": ["en"], "strategy": "least_loaded"}
+    assert result["routing"].actions == {"team": "vip-care", "skills": ["vip"], "strategy": "least_loaded"}
     assert result["survey"].actions == {"survey": True, "kind": "nps", "delay": 7200, "expires_after": 604800}
 
 
@@ -660,10 +660,11 @@ def test_phone_product_fault_gets_no_survey(shipped: Ruleset) -> None:
     assert result["survey"].actions == {"survey": False}
 
 
-def test_english_billing_goes_to_the_english_desk(shipped: Ruleset) -> None:
+def test_english_billing_goes_to_the_team_that_can_refund(shipped: Ruleset) -> None:
+    # Language is matched at assignment against agents' languages, not routed to a separate desk.
     result = decide(shipped, TICKETS["app-double-charge-english"])
-    assert summary(result) == ("refund", "P2", "general-support", "p2-high")
-    assert result["routing"].actions["skills"] == ["en"]
+    assert summary(result) == ("refund", "P2", "refunds", "p2-high")
+    assert result["routing"].actions["skills"] == ["billing"]
     assert result["priority"].rule_ids == ["p2-high-value-order"]
 
 

@@ -1,0 +1,107 @@
+"""Record workflow histories for the replay tests: `python -m tests.histories.record [--suffix v2]`.
+
+Runs a few varied tickets on the time-skipping server with today's workflow code and writes each
+history as JSON (Temporal's own format, as `temporal workflow show -o json` prints). Run it when
+the workflow changes, with a new suffix: old files stay, so the suite keeps proving that today's
+code still replays yesterday's tickets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from engine import tickets
+from engine.config import Settings
+from engine.devserver import find_binary
+from engine.intake import parse_event
+from engine.models import AgentReply, CustomerMessage, ReopenCommand, ResolveCommand, SurveyAnswer
+from engine.runner import running_worker
+from tests.conftest import register_search_attributes
+
+HERE = Path(__file__).resolve().parent
+
+
+def event(channel: str, lang: str, tier: str, subject: str, body: str, public: bool = False) -> dict:
+    return {
+        "event_id": f"rec-{uuid.uuid4()}",
+        "channel": channel,
+        "customer": {"id": f"rec-{uuid.uuid4().hex[:6]}", "tier": tier, "language": lang},
+        "subject": subject,
+        "body": body,
+        "is_public": public,
+        "occurred_at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+async def until(env, tid: str, *statuses: str):
+    for _ in range(400):
+        st = await tickets.state(env.client, tid)
+        if st.status in statuses:
+            return st
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{tid} stuck in {st.status}")
+
+
+async def surveyed(env, s):
+    tid = await tickets.submit(env.client, s.task_queue, parse_event(event("email", "en", "standard", "Charged twice", "My card was charged twice for order 77102.")))
+    st = await until(env, tid, "open")
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="Refunding the duplicate now."))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="refunded"))
+    await env.sleep(timedelta(hours=3))
+    await until(env, tid, "surveying")
+    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=5, comment="quick"))
+    return tid
+
+
+async def reopened_pending(env, s):
+    tid = await tickets.submit(env.client, s.task_queue, parse_event(event("wechat", "zh", "vip", "订单还没发货", "订单下了五天还没发货，请马上处理。")))
+    st = await until(env, tid, "open")
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="请提供订单号", wait_for_customer=True))
+    await env.sleep(timedelta(hours=5))
+    await tickets.customer_message(env.client, tid, CustomerMessage(body="订单号 20261122-5531", event_id="m1"))
+    await until(env, tid, "open")
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee))
+    await tickets.reopen(env.client, tid, ReopenCommand(reason="还是没收到"))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee))
+    await env.sleep(timedelta(days=8))
+    await until(env, tid, "closed")
+    return tid
+
+
+async def breached_complaint(env, s):
+    tid = await tickets.submit(env.client, s.task_queue, parse_event(event("weibo", "zh", "standard", "退款三周还没到账", "申请退款三周了还没到账，客服不回复，太失望了，我要投诉！", public=True)))
+    st = await until(env, tid, "open")
+    await env.sleep(timedelta(hours=6))
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="非常抱歉，已为您加急退款。"))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee))
+    await env.sleep(timedelta(days=4))
+    await until(env, tid, "closed")
+    return tid
+
+
+async def main(suffix: str) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(find_binary("temporal-test-server")))
+    await register_search_attributes(env.client)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Settings.from_env(task_queue="record", data_dir=Path(tmp))
+        async with running_worker(env.client, s):
+            for name, scenario in (("surveyed", surveyed), ("reopened-pending", reopened_pending), ("breached-complaint", breached_complaint)):
+                tid = await scenario(env, s)
+                history = await tickets.handle(env.client, tid).fetch_history()
+                path = HERE / f"{name}-{suffix}.json"
+                path.write_text(history.to_json(), "utf-8")
+                print(f"{path.name}: {len(history.events)} events")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suffix", default="v1", help="version tag in the file names (never reuse one)")
+    asyncio.run(main(parser.parse_args().suffix))
