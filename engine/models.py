@@ -170,6 +170,15 @@ class SurveyAnswer:
 
 
 @dataclass
+class CommandResult:
+    """What an update returns: small on purpose, since every update's result is kept in history."""
+
+    ticket_id: str
+    status: str
+    detail: str = ""
+
+
+@dataclass
 class SlaClock:
     metric: str
     state: str  # running | paused | fulfilled | breached

@@ -70,19 +70,23 @@ async def state(client: Client, ticket_id: str) -> TicketState:
 
 
 async def reply(client: Client, ticket_id: str, cmd: AgentReply) -> TicketState:
-    return await handle(client, ticket_id).execute_update(TicketWorkflow.agent_reply, cmd)
+    await handle(client, ticket_id).execute_update(TicketWorkflow.agent_reply, cmd)
+    return await state(client, ticket_id)
 
 
 async def resolve(client: Client, ticket_id: str, cmd: ResolveCommand) -> TicketState:
-    return await handle(client, ticket_id).execute_update(TicketWorkflow.resolve, cmd)
+    await handle(client, ticket_id).execute_update(TicketWorkflow.resolve, cmd)
+    return await state(client, ticket_id)
 
 
 async def reopen(client: Client, ticket_id: str, cmd: ReopenCommand) -> TicketState:
-    return await handle(client, ticket_id).execute_update(TicketWorkflow.reopen, cmd)
+    await handle(client, ticket_id).execute_update(TicketWorkflow.reopen, cmd)
+    return await state(client, ticket_id)
 
 
 async def survey_answer(client: Client, ticket_id: str, answer: SurveyAnswer) -> TicketState:
-    return await handle(client, ticket_id).execute_update(TicketWorkflow.survey_answer, answer)
+    await handle(client, ticket_id).execute_update(TicketWorkflow.survey_answer, answer)
+    return await state(client, ticket_id)
 
 
 async def customer_message(client: Client, ticket_id: str, msg: CustomerMessage) -> None:

@@ -14,6 +14,7 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from engine.config import Settings
@@ -43,12 +44,17 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
+# The time-skipping server does not advertise a heartbeat capability and the core warns about it on
+# every worker start; that warning says nothing about our code, so only errors are shown.
+_QUIET = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+
+
 @pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     # One server per test: a leftover ticket with a pending task and no worker would hold the
     # virtual clock still for every later test.
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(_binary("temporal-test-server"))
+        test_server_existing_path=str(_binary("temporal-test-server")), runtime=_QUIET
     )
     await register_search_attributes(env.client)
     try:

@@ -604,7 +604,7 @@ def _check_source(source: _Source, issues: list[RuleIssue]) -> None:
             elif ri != len(rules) - 1:
                 later = len(rules) - ri - 1
                 issues.append(source.issue(
-                    path + ("id",), f"has no 'when' (a catch-all) but is not the last rule of its group",
+                    path + ("id",), "has no 'when' (a catch-all) but is not the last rule of its group",
                     f"move it to the end; the {later} rule(s) after it "
                     f"{'can never match' if group.get('match') == 'first' else 'are out of order'}"))
     policies = data.get("sla_policies")

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         AgentReply,
         Assignment,
         AssignmentRequest,
+        CommandResult,
         CustomerMessage,
         Decision,
         EvaluationRequest,
@@ -178,15 +179,14 @@ class TicketWorkflow:
     # ---- commands --------------------------------------------------------------------------
 
     @workflow.update
-    async def agent_reply(self, cmd: AgentReply) -> TicketState:
-        st = self._state
+    async def agent_reply(self, cmd: AgentReply) -> CommandResult:
         self._replies += 1
         self._message("agent", cmd.agent, cmd.body)
         if not any(e.kind == "first_response" for e in self._state.sla_events):
             self._sla("first_response")
         self._set_status("pending_customer" if cmd.wait_for_customer else "open")
         await self._send("agent_reply", f"reply:{self._replies}", text=cmd.body)
-        return self._snapshot_state()
+        return CommandResult(self._state.ticket_id, self._state.status)
 
     @agent_reply.validator
     def _check_reply(self, cmd: AgentReply) -> None:
@@ -197,12 +197,12 @@ class TicketWorkflow:
             raise ValueError("reply body is empty")
 
     @workflow.update
-    def resolve(self, cmd: ResolveCommand) -> TicketState:
+    def resolve(self, cmd: ResolveCommand) -> CommandResult:
         self._message("agent", cmd.agent, cmd.note or "resolved")
         self._sla("resolved")
         self._set_status("resolved")
         self._stage("resolve")
-        return self._snapshot_state()
+        return CommandResult(self._state.ticket_id, self._state.status)
 
     @resolve.validator
     def _check_resolve(self, cmd: ResolveCommand) -> None:
@@ -211,7 +211,7 @@ class TicketWorkflow:
             raise ValueError(f"cannot resolve ticket {self._state.ticket_id} while it is {self._state.status}")
 
     @workflow.update
-    async def reopen(self, cmd: ReopenCommand) -> TicketState:
+    async def reopen(self, cmd: ReopenCommand) -> CommandResult:
         st = self._state
         st.reopen_count += 1
         self._reopened = True
@@ -219,7 +219,7 @@ class TicketWorkflow:
         self._sla("reopened")
         self._set_status("open")
         self._stage("reopen")
-        return self._snapshot_state()
+        return CommandResult(self._state.ticket_id, self._state.status)
 
     @reopen.validator
     def _check_reopen(self, cmd: ReopenCommand) -> None:
@@ -229,12 +229,12 @@ class TicketWorkflow:
             raise ValueError("a reopen needs a reason")
 
     @workflow.update
-    def survey_answer(self, answer: SurveyAnswer) -> TicketState:
+    def survey_answer(self, answer: SurveyAnswer) -> CommandResult:
         survey = self._state.survey
         assert survey is not None
         survey.score, survey.comment, survey.answered_at = answer.score, answer.comment, self._now()
         self._message("customer", self._state.customer.id, f"survey score {answer.score} {answer.comment}".strip())
-        return self._snapshot_state()
+        return CommandResult(self._state.ticket_id, self._state.status)
 
     @survey_answer.validator
     def _check_survey(self, answer: SurveyAnswer) -> None:
