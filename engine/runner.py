@@ -6,6 +6,7 @@ Shared by `ticketflow worker` (any cluster) and `ticketflow dev` (embedded serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -21,16 +22,15 @@ from engine.activities.messaging import MessagingActivities
 from engine.activities.triage import RulesetRegistry, TriageActivities
 from engine.agents import load_directory
 from engine.config import Settings
+from engine.reload import RulesWatcher
 from engine.store import Store
 from engine.workflows import TicketWorkflow
 
 log = logging.getLogger("ticketflow.worker")
 
 
-def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
-    """Validate rules, agents and the store first: a worker that starts is a worker that can work."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    registry = RulesetRegistry(settings.rules_dir, settings.data_dir)
+def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, registry: RulesetRegistry) -> Worker:
+    """Validate agents and the store first: a worker that starts is a worker that can work."""
     directory = load_directory(settings.agents_file)
     store = Store.open(settings.database_url)
     triage = TriageActivities(registry)
@@ -53,11 +53,21 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
 
 
 @asynccontextmanager
-async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+async def running_worker(client: Client, settings: Settings, *, watch_rules: bool = True) -> AsyncIterator[Worker]:
+    """A running worker; with `watch_rules`, edits to the rules (or SIGHUP) reload them live."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = RulesetRegistry(settings.rules_dir, settings.data_dir)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
-        worker = build_worker(client, settings, executor)
-        async with worker:
-            yield worker
+        worker = build_worker(client, settings, executor, registry)
+        watcher = asyncio.create_task(RulesWatcher(registry, settings.rules_dir).run()) if watch_rules else None
+        try:
+            async with worker:
+                yield worker
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
 
 async def wait_for_stop_signal() -> None:

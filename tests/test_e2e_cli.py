@@ -67,20 +67,20 @@ class Dev:
         }
 
     def start(self) -> None:
+        # Output goes to a file, not a pipe nobody drains, so a chatty server can never block.
+        self.log = self.data.parent / f"dev-{time.monotonic_ns()}.log"
         self.proc = subprocess.Popen(
             [*TICKETFLOW, "dev", "--data-dir", str(self.data), "--port", str(self.port), "--ui-port", str(self.ui_port)],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True,
         )
-        lines = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line and self.proc.poll() is not None:
-                break
-            lines.append(line)
-            if "Ctrl-C to stop" in line:
+            if "Ctrl-C to stop" in self.log.read_text():
                 return
-        raise AssertionError("ticketflow dev did not come up:\n" + "".join(lines))
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError("ticketflow dev did not come up:\n" + self.log.read_text())
 
     def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([*TICKETFLOW, *args], env=self.env, capture_output=True, text=True, timeout=60)
@@ -235,3 +235,35 @@ def test_sigkill_then_restart_finishes_the_ticket_with_nothing_repeated(dev: Dev
 def test_sigterm_stops_dev_cleanly(dev: Dev) -> None:
     assert dev.stop(signal.SIGTERM) == 0
     assert port_free(dev.port) and port_free(dev.ui_port)
+
+
+def test_rules_edit_reaches_the_next_ticket_and_a_broken_edit_does_not(dev: Dev) -> None:
+    def plain_ticket() -> dict:
+        t = dev.cli("submit", "--channel", "email", "--customer", "c-9", "--subject", "Delivery address change",
+                    "--body", "I moved last week; the delivery address for order 5531 needs to change.").stdout.strip()
+        return dev.wait_status(t, "open")
+
+    before = plain_ticket()
+    prio = next(d for d in before["decisions"] if d["group"] == "priority")
+    wanted = "P2" if before["priority"] != "P2" else "P3"
+    path = dev.rules / "priority.yaml"
+    text = path.read_text("utf-8")
+    rule_pos = text.index(f"id: {prio['rule_id']}")
+    then_pos = text.index("then:", rule_pos)
+    line_end = text.index("\n", then_pos)
+    path.write_text(text[:then_pos] + f"then: {{priority: {wanted}}}" + text[line_end:], "utf-8")
+    deadline = time.monotonic() + 20
+    while "rules reloaded" not in dev.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = plain_ticket()
+    assert after["priority"] == wanted and after["ruleset_version"] != before["ruleset_version"]
+    assert dev.show(before["ticket_id"])["ruleset_version"] == before["ruleset_version"]  # open tickets stay pinned
+
+    path.write_text(path.read_text("utf-8").replace("field: customer.tier", "field: customer.teir", 1), "utf-8")
+    deadline = time.monotonic() + 20
+    while "are invalid; keeping version" not in dev.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = dev.log.read_text()
+    assert f"keeping version {after['ruleset_version']}" in log and "did you mean 'customer.tier'" in log
+    third = plain_ticket()
+    assert third["ruleset_version"] == after["ruleset_version"] and third["priority"] == wanted

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from engine.models import Decision, EvaluationRequest, EvaluationResult
 from engine.ruleset import Ruleset, build_snapshot, load_ruleset
+from engine.ruleset.stages import deciding_rule
 
 
 class RulesetRegistry:
@@ -56,16 +57,6 @@ class RulesetRegistry:
         with self._lock:
             self._versions[version] = ruleset
         return ruleset
-
-
-def deciding_rule(ruleset: Ruleset, group: str, matched: list[str]) -> str:
-    """The rule an auditor should read first: in a match-all group, where later rules win, it is
-    the last matched rule that set a single-valued action (the category, not just a tag)."""
-    if not matched:
-        return ""
-    then = {r.id: r.then for r in ruleset.groups[group].rules}
-    scalar = [rid for rid in matched if any(not isinstance(v, list) for v in then[rid].values())]
-    return scalar[-1] if scalar else matched[0]
 
 
 class TriageActivities:

@@ -23,6 +23,8 @@ from . import sentiment
 CHANNELS = ("wechat", "weibo", "douyin", "kuaishou", "zhihu", "email", "phone", "chat", "web", "app", "sms", "forum")
 TIERS = ("standard", "premium", "vip")
 PRIORITIES = ("P1", "P2", "P3", "P4")
+SLA_METRICS = ("first_response", "next_reply", "periodic_update", "resolution")
+TIERS_UP = ("agent", "senior", "other_department", "management")
 STATUSES = ("received", "triaged", "assigned", "open", "pending_customer", "on_hold", "resolved", "surveying", "closed")
 
 # Field types. `text` is free prose (subject, body) and `string` an identifier-like value; both
@@ -61,6 +63,19 @@ FIELDS: dict[str, Field] = _catalog(
     Field("reopen_count", INT, "how many times the ticket was reopened"),
     Field("sentiment", NUMBER, "tone of the text from -1 (angry) to 1 (happy)", derived=True),
     Field("prior_contacts", INT, "earlier tickets from this customer in the last 30 days", optional=True),
+    Field("team", STRING, "team that owns the ticket; missing until routed", optional=True),
+    Field("assignee", STRING, "agent id holding the ticket; missing until assigned", optional=True),
+    Field("sla_policy", STRING, "name of the SLA policy the ticket runs under", optional=True),
+    Field("age_hours", NUMBER, "wall-clock hours since the ticket opened", optional=True),
+    Field("age_business_hours", NUMBER, "business hours since the ticket opened, on the policy's calendar", optional=True),
+    Field("sla.first_response.used", NUMBER, "share of the first-response target used, 1.0 = due now", optional=True),
+    Field("sla.next_reply.used", NUMBER, "share of the next-reply target used", optional=True),
+    Field("sla.periodic_update.used", NUMBER, "share of the periodic-update target used", optional=True),
+    Field("sla.resolution.used", NUMBER, "share of the resolution target used", optional=True),
+    Field("sla.event", ENUM, "escalation only: what happened to the clock", ("warning", "breach", "followup")),
+    Field("sla.metric", ENUM, "escalation only: which clock", SLA_METRICS),
+    Field("sla.threshold", NUMBER, "escalation only: the warning fraction reached (1.0 for a breach)", optional=True),
+    Field("escalation.tier", ENUM, "who holds the ticket now: agent, senior, other_department, management", TIERS_UP),
 )
 
 # Every field may be tested for presence; the rest depends on what the value is.
@@ -109,6 +124,19 @@ GROUP_ACTIONS: dict[str, dict[str, Action]] = {
     },
     "sla_policy": {
         "policy": Action(A_SLA_POLICY, "name of an SLA policy defined under sla_policies"),
+    },
+    "escalation": {
+        "notify": Action(A_LIST, "who to tell: assignee, team_lead, manager, or a team id"),
+        "reassign_team": Action(A_STRING, "move the ticket to this team and assign it there"),
+        "reassign_agent": Action(A_BOOL, "give the ticket to another agent of the same team"),
+        "raise_priority": Action(A_BOOL, "raise the priority one step (P4 -> P3 ... -> P1)"),
+        "tier_up": Action(A_BOOL, "move up one tier: agent -> senior -> other_department -> management"),
+        "again_after": Action(A_DURATION, "if still breached, evaluate escalation again after this long"),
+    },
+    "auto_close": {
+        "auto_close_after": Action(A_DURATION, "close a ticket waiting on the customer after this long"),
+        "remind_before": Action(A_DURATION, "remind the customer this long before closing"),
+        "reopen_window": Action(A_DURATION, "a customer message within this long after close reopens the ticket"),
     },
     "survey": {
         "survey": Action(A_BOOL, "send a satisfaction survey after resolution"),
