@@ -102,6 +102,7 @@ class AssignmentRequest:
     skills: list[str] = field(default_factory=list)
     strategy: str = "least_loaded"
     exclude: list[str] = field(default_factory=list)
+    min_tier: str = ""  # escalation: only agents at this tier or above (senior, expert, lead, manager)
 
 
 @dataclass
@@ -158,6 +159,32 @@ class ResolveCommand:
 
 
 @dataclass
+class HoldCommand:
+    agent: str
+    reason: str = ""
+    release: bool = False
+
+
+@dataclass
+class SetPriorityCommand:
+    priority: str
+    by: str
+    reason: str = ""
+
+
+@dataclass
+class StaffNotice:
+    """An internal message to people (assignee, team lead, manager) about a ticket."""
+
+    idempotency_key: str
+    ticket_id: str
+    team: str
+    assignee: str
+    targets: list[str]
+    body: str
+
+
+@dataclass
 class ReopenCommand:
     reason: str
     by: str = "customer"
@@ -187,6 +214,8 @@ class SlaClock:
     remaining_seconds: int | None
     target_seconds: int
     breached_at: str | None = None
+    cycle: int = 0  # next_reply and periodic_update start a new cycle each time they restart
+    active: bool = False  # counting (or paused) right now, as opposed to not started or stopped
 
 
 @dataclass
@@ -206,6 +235,7 @@ class SlaEvent:
     kind: str
     at: str
     status: str = ""
+    policy: dict[str, Any] | None = None  # kind "policy": the targets in force from `at` on
 
 
 @dataclass
@@ -230,6 +260,7 @@ class TicketState:
     messages: list[Message] = field(default_factory=list)
     survey: Survey | None = None
     reopen_count: int = 0
+    escalation_tier: str = "agent"  # agent -> senior -> other_department -> management
     is_public: bool = False
     timing: TimingOverrides = field(default_factory=TimingOverrides)
     as_of: str = ""  # the workflow time this state was read at (queries see the last task's time)

@@ -35,7 +35,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     store = Store.open(settings.database_url)
     triage = TriageActivities(registry)
     assignment = AssignmentActivities(store, directory)
-    messaging = MessagingActivities(store, settings.outbox_log)
+    messaging = MessagingActivities(store, settings.outbox_log, directory)
     log.info("ruleset %s from %s; %d agents", registry.active.version, settings.rules_dir, len(directory.agents))
     return Worker(
         client,
@@ -46,6 +46,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             assignment.assign_agent,
             assignment.release_assignment,
             messaging.send_message,
+            messaging.notify_staff,
         ],
         activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),

@@ -1,9 +1,19 @@
 """SLA clocks as a pure fold over ticket events.
 
-`sla_state(events, policy, now)` is the one function the workflow (to set its breach timer), `show`
-and later the audit use, so every place gives the same answer. Time is wall-clock (24x7) here;
-business calendars plug in through `calendar` without changing callers.
-Paused time (statuses in the policy's `pause_on`) never counts and is never lost.
+`sla_state(events, policy, now)` is the one function the workflow (to set its timer), `show`, the
+audit and the backtest use, so every place gives the same answer for the same events.
+
+Metrics and what moves them:
+- first_response: from `opened` to the first `agent_reply` (one cycle).
+- next_reply: from each `customer_message` that waits for an answer to the next `agent_reply`
+  (a new cycle each time; elapsed starts at zero per cycle).
+- periodic_update: the customer hears from us at least this often while unresolved: from
+  `opened`, restarted by every `agent_reply` or `progress_update`.
+- resolution: from `opened` to `resolved`; `reopened` resumes it with the elapsed time kept.
+A clock counts business time on the policy's calendar (24x7 when it has none) and stands still
+while the status is one of the policy's `pause_on` statuses. A `policy` event switches targets
+(and calendar) at that instant: elapsed time is kept, or restarted when the new policy says
+`on_change: restart`. A breach is the instant elapsed time passed the target.
 """
 
 from __future__ import annotations
@@ -12,13 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol
 
+from engine.calendar import calendar_from_dict
 from engine.models import SlaClock, SlaEvent, TicketState
 
-# metric -> (event kinds that start or resume it, event kinds that stop it)
-METRICS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "first_response": (frozenset({"opened"}), frozenset({"first_response", "resolved"})),
-    "resolution": (frozenset({"opened", "reopened"}), frozenset({"resolved"})),
-}
+METRIC_ORDER = ("first_response", "next_reply", "periodic_update", "resolution")
+DEFAULT_WARNINGS = (0.5, 0.75, 0.9)
 
 
 class Calendar(Protocol):
@@ -37,10 +45,20 @@ class AlwaysOpen:
         return start + timedelta(seconds=seconds)
 
 
+_ALWAYS = AlwaysOpen()
+
+
+def calendar_of(policy: dict[str, Any]) -> Calendar:
+    spec = policy.get("calendar")
+    return calendar_from_dict(spec) if isinstance(spec, dict) else _ALWAYS
+
+
 @dataclass
 class _Clock:
     active: bool = False
     done: bool = False
+    started: bool = False
+    cycle: int = 0
     elapsed: float = 0.0
     breached_at: datetime | None = None
 
@@ -55,11 +73,14 @@ def sla_state(
     now: datetime,
     calendar: Calendar | None = None,
 ) -> list[SlaClock]:
-    cal = calendar or AlwaysOpen()
+    """Every clock the policy has a target for, as it stands at `now` (events after it ignored)."""
+    cal: Calendar = calendar or calendar_of(policy)
+    targets = {m: int(policy[m]) for m in METRIC_ORDER if policy.get(m)}
     pause_on = set(policy.get("pause_on", ()))
-    targets = {m: int(policy[m]) for m in METRICS if policy.get(m)}
-    clocks = {m: _Clock() for m in targets}
+    clocks = {m: _Clock() for m in METRIC_ORDER}
     paused = False
+    status = ""
+    resolved = False
     last: datetime | None = None
 
     def advance(until: datetime) -> None:
@@ -67,12 +88,24 @@ def sla_state(
             return
         span = cal.business_seconds(last, until)
         for metric, clock in clocks.items():
-            if not clock.active:
+            if not clock.active or metric not in targets:
                 continue
             target = targets[metric]
             if clock.breached_at is None and clock.elapsed + span > target:
-                clock.breached_at = cal.add_business_seconds(last, target - clock.elapsed)
+                clock.breached_at = cal.add_business_seconds(last, max(0.0, target - clock.elapsed))
             clock.elapsed += span
+
+    def start(metric: str, fresh: bool) -> None:
+        c = clocks[metric]
+        if fresh or not c.started:
+            c.cycle += 1 if c.started else 0
+            c.elapsed, c.breached_at = 0.0, None
+        c.active, c.done, c.started = True, False, True
+
+    def stop(metric: str) -> None:
+        c = clocks[metric]
+        if c.active:
+            c.active, c.done = False, True
 
     for ev in sorted(events, key=lambda e: parse_time(e.at)):
         at = parse_time(ev.at)
@@ -80,35 +113,70 @@ def sla_state(
             break
         advance(at)
         last = at
-        if ev.kind == "status":
-            paused = ev.status in pause_on
-        for metric, clock in clocks.items():
-            starts, stops = METRICS[metric]
-            if ev.kind in starts and not (clock.done and metric == "first_response"):
-                clock.active, clock.done = True, False
-            elif ev.kind in stops and clock.active:
-                clock.active, clock.done = False, True
+        kind = ev.kind
+        if kind == "status":
+            status = ev.status
+            paused = status in pause_on
+        elif kind == "opened":
+            start("first_response", fresh=False)
+            start("periodic_update", fresh=False)
+            start("resolution", fresh=False)
+        elif kind in ("agent_reply", "first_response"):  # "first_response" is the v1 name
+            stop("first_response")
+            stop("next_reply")
+            if not resolved:
+                start("periodic_update", fresh=True)
+        elif kind == "customer_message":
+            fr = clocks["first_response"]
+            if fr.done and not resolved and not clocks["next_reply"].active:
+                start("next_reply", fresh=True)
+        elif kind == "progress_update":
+            if not resolved:
+                start("periodic_update", fresh=True)
+        elif kind == "resolved":
+            resolved = True
+            for metric in ("first_response", "next_reply", "periodic_update", "resolution"):
+                stop(metric)
+        elif kind == "reopened":
+            resolved = False
+            start("resolution", fresh=False)
+            start("next_reply", fresh=True)
+            start("periodic_update", fresh=True)
+        elif kind == "policy" and ev.policy:
+            policy = ev.policy
+            restart = policy.get("on_change") == "restart"
+            targets = {m: int(policy[m]) for m in METRIC_ORDER if policy.get(m)}
+            pause_on = set(policy.get("pause_on", ()))
+            cal = calendar or calendar_of(policy)
+            paused = status in pause_on
+            for metric, clock in clocks.items():
+                if not clock.active:
+                    continue
+                if restart:
+                    clock.elapsed, clock.breached_at = 0.0, None
+                elif metric in targets and clock.breached_at is None and clock.elapsed > targets[metric]:
+                    clock.breached_at = at  # a shorter target already passed: late from the switch on
     advance(now)
 
     out: list[SlaClock] = []
-    for metric, clock in clocks.items():
-        target = targets[metric]
+    for metric in METRIC_ORDER:
+        if metric not in targets:
+            continue
+        clock, target = clocks[metric], targets[metric]
         remaining = target - clock.elapsed
-        if clock.breached_at is not None:
+        if not clock.started:
+            state = "pending"
+        elif clock.breached_at is not None:
             state = "breached"
         elif clock.done:
             state = "fulfilled"
-        elif clock.active and paused:
+        elif paused:
             state = "paused"
-        elif clock.active:
-            state = "running"
         else:
-            state = "pending"
+            state = "running"
         due = None
         if clock.active and not paused:
-            due = cal.add_business_seconds(now, remaining).isoformat() if remaining > 0 else None
-            if clock.breached_at is not None:
-                due = clock.breached_at.isoformat()
+            due = (clock.breached_at or cal.add_business_seconds(now, remaining)).isoformat()
         out.append(
             SlaClock(
                 metric=metric,
@@ -118,13 +186,68 @@ def sla_state(
                 remaining_seconds=int(remaining),
                 target_seconds=target,
                 breached_at=clock.breached_at.isoformat() if clock.breached_at else None,
+                cycle=clock.cycle,
+                active=clock.active,
             )
         )
     return out
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """A fraction of a clock's target: a warning (< 1.0) or the breach (1.0) of one cycle."""
+
+    metric: str
+    cycle: int
+    fraction: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.metric}:{self.cycle}:{self.fraction:g}"
+
+
+def thresholds_of(policy: dict[str, Any]) -> tuple[float, ...]:
+    warnings = policy.get("warnings", DEFAULT_WARNINGS)
+    return tuple(sorted({float(f) for f in warnings if 0 < float(f) < 1})) + (1.0,)
+
+
+def reached(clocks: Iterable[SlaClock], policy: dict[str, Any], fired: set[str]) -> list[Threshold]:
+    """Thresholds that running clocks have reached and that have not fired yet, in order."""
+    out: list[Threshold] = []
+    for c in clocks:
+        if not c.active:
+            continue
+        for f in thresholds_of(policy):
+            t = Threshold(c.metric, c.cycle, f)
+            if t.key not in fired and c.elapsed_seconds >= f * c.target_seconds:
+                out.append(t)
+    return sorted(out, key=lambda t: (t.fraction, METRIC_ORDER.index(t.metric)))
+
+
+def next_threshold_at(
+    clocks: Iterable[SlaClock], policy: dict[str, Any], fired: set[str], now: datetime
+) -> datetime | None:
+    """The earliest instant a running, unpaused clock reaches an unfired threshold: the one durable
+    timer the workflow sets. None when every clock is paused, stopped or past all thresholds."""
+    cal = calendar_of(policy)
+    best: datetime | None = None
+    for c in clocks:
+        if not c.active or c.due is None:
+            continue
+        for f in thresholds_of(policy):
+            t = Threshold(c.metric, c.cycle, f)
+            if t.key in fired:
+                continue
+            left = f * c.target_seconds - c.elapsed_seconds
+            at = now if left <= 0 else cal.add_business_seconds(now, left)
+            if best is None or at < best:
+                best = at
+            break  # later fractions of this clock come after this one
+    return best
+
+
 def next_deadline(clocks: Iterable[SlaClock]) -> datetime | None:
-    """The earliest instant a running clock breaches: the one durable timer the workflow sets."""
+    """The earliest breach of a running clock (v1 workflows time only breaches)."""
     dues = [parse_time(c.due) for c in clocks if c.state == "running" and c.due]
     return min(dues) if dues else None
 

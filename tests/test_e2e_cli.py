@@ -128,7 +128,7 @@ def test_ticket_to_closed_through_the_cli(dev: Dev) -> None:
     st = dev.wait_status(ticket_id, "open")
     for key in ("ticket_id", "status", "priority", "category", "team", "assignee", "ruleset_version", "sla", "stages", "decisions"):
         assert key in st
-    assert {c["metric"] for c in st["sla"]} == {"first_response", "resolution"}
+    assert {c["metric"] for c in st["sla"]} == {"first_response", "next_reply", "periodic_update", "resolution"}
     assert all({"metric", "state", "due", "elapsed_seconds", "remaining_seconds"} <= set(c) for c in st["sla"])
 
     refused = dev.cli("reply", ticket_id, "--agent", "someone.else", "--body", "hi", ok=False)

@@ -24,6 +24,7 @@ from engine.store import Store
 from engine.store.tables import TicketAssignment
 
 _lock = threading.Lock()
+TIER_RANK = {"agent": 0, "senior": 1, "expert": 2, "lead": 2, "manager": 3}
 
 
 def _stable(ticket_id: str, agent_id: str) -> str:
@@ -37,6 +38,9 @@ def choose_agent(
     members = [m for m in directory.members(req.team) if m.id not in req.exclude]
     if not members:
         raise ApplicationError(f"team {req.team!r} has no agents to assign", non_retryable=True)
+    if req.min_tier:
+        senior = [m for m in members if TIER_RANK.get(m.tier, 0) >= TIER_RANK.get(req.min_tier, 0)]
+        members = senior or members  # nobody senior enough: the team still owns it
     online = [m for m in members if m.status == "online"] or members
     speaks = [m for m in online if req.language in m.languages]
     skilled = [m for m in speaks if set(req.skills) <= set(m.skills)]

@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from engine.models import OutgoingMessage
+from engine.agents import Directory
+from engine.models import OutgoingMessage, StaffNotice
 from engine.store import Store
 from engine.store.tables import OutboxMessage
 
@@ -35,13 +36,48 @@ def _logged(path: Path, key: str) -> bool:
 
 
 class MessagingActivities:
-    def __init__(self, store: Store, outbox_log: Path) -> None:
+    def __init__(self, store: Store, outbox_log: Path, directory: Directory | None = None) -> None:
         self.store = store
         self.outbox_log = outbox_log
+        self.directory = directory
 
     @activity.defn(name="send_message")
     def send_message(self, msg: OutgoingMessage) -> bool:
         """Returns True when this call delivered it, False when it had been delivered before."""
+        return self._deliver(msg)
+
+    @activity.defn(name="notify_staff")
+    def notify_staff(self, notice: StaffNotice) -> list[str]:
+        """Tell the people an escalation names; returns who was told (each once per key)."""
+        people = self.resolve_targets(notice.targets, notice.team, notice.assignee)
+        for person in people:
+            self._deliver(OutgoingMessage(
+                idempotency_key=f"{notice.idempotency_key}:{person}", ticket_id=notice.ticket_id,
+                kind="staff_notice", channel="internal", recipient=person, language="en", body=notice.body,
+            ))
+        return people
+
+    def resolve_targets(self, targets: list[str], team: str, assignee: str) -> list[str]:
+        """assignee, team_lead (of the ticket's team), manager (lead of the management team), or a
+        team id (its lead). Unknown names are kept as given, so a notice is never silently lost."""
+        d = self.directory
+        out: list[str] = []
+        for target in targets:
+            if target == "assignee":
+                person = assignee
+            elif target == "team_lead":
+                person = d.teams[team].lead if d and team in d.teams else ""
+            elif target == "manager":
+                person = d.teams["management"].lead if d and "management" in d.teams else ""
+            elif d and target in d.teams:
+                person = d.teams[target].lead
+            else:
+                person = target
+            if person and person not in out:
+                out.append(person)
+        return out
+
+    def _deliver(self, msg: OutgoingMessage) -> bool:
         retry = activity.in_activity() and activity.info().attempt > 1
         now = datetime.now(timezone.utc)
         with self.store.session() as session:

@@ -24,6 +24,7 @@ class RulesetRegistry:
         self._dir = data_dir / "rulesets"
         self._lock = threading.Lock()
         self._versions: dict[str, Ruleset] = {}
+        self._policies: dict[str, dict[str, dict]] = {}
         self.active = self.reload(rules_dir)
 
     def reload(self, rules_dir: Path) -> Ruleset:
@@ -39,6 +40,24 @@ class RulesetRegistry:
             self._versions[ruleset.version] = ruleset
             self.active = ruleset
         return ruleset
+
+    def policies(self, ruleset: Ruleset) -> dict[str, dict]:
+        """SLA policies with their calendar embedded, so the workflow's pure clock needs nothing else."""
+        with self._lock:
+            cached = self._policies.get(ruleset.version)
+        if cached is None:
+            data = ruleset.to_dict()
+            calendars = data.get("calendars", {})
+            cached = {}
+            for name, policy in ruleset.sla_policies.items():
+                policy = dict(policy)
+                if policy.get("calendar") in calendars:
+                    spec = calendars[policy["calendar"]]
+                    policy["calendar"] = {"name": policy["calendar"], "tz": spec["timezone"], "hours": spec["hours"], "holidays": spec["holidays"]}
+                cached[name] = policy
+            with self._lock:
+                self._policies[ruleset.version] = cached
+        return cached
 
     def get(self, version: str | None) -> Ruleset:
         if version is None:
@@ -82,6 +101,5 @@ class TriageActivities:
                     trace=list(res.trace),
                 )
             )
-        return EvaluationResult(
-            ruleset_version=ruleset.version, decisions=decisions, sla_policies=ruleset.sla_policies
-        )
+        policies = self.registry.policies(ruleset) if "sla_policy" in req.groups else {}
+        return EvaluationResult(ruleset_version=ruleset.version, decisions=decisions, sla_policies=policies)

@@ -34,6 +34,8 @@ try:  # the regex parser moved in 3.11; it is the only reliable way to see a pat
 except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
+from .calendars import CalendarProblem, from_normalised, normalise_calendar
+from .calendars import CALENDAR_SCHEMA
 from .compiler import Ruleset, canonical_json
 from .errors import RuleIssue, RulesetError
 from .fields import (A_BOOL, A_DURATION, A_ENUM, A_LIST, A_SLA_POLICY, A_STRING, BOOL, ENUM, FIELDS,
@@ -42,6 +44,7 @@ from .fields import (A_BOOL, A_DURATION, A_ENUM, A_LIST, A_SLA_POLICY, A_STRING,
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 DURATION_PATTERN = r"^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 DEFAULT_PAUSE_ON = ["pending_customer", "on_hold"]
+DEFAULT_WARNINGS = [0.5, 0.75, 0.9]
 MAX_REGEX_LENGTH = 500
 _MAX_NODES = 100_000  # YAML aliases can expand exponentially ("billion laughs"); stop early
 _MAX_DEPTH = 64  # deeper nesting is a mistake, and would exhaust the compiler's recursion
@@ -119,6 +122,11 @@ def rules_json_schema() -> dict[str, Any]:
                 "propertyNames": {"$ref": "#/$defs/id"},
                 "additionalProperties": {"$ref": "#/$defs/sla_policy"},
             },
+            "calendars": {
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/id"},
+                "additionalProperties": {"$ref": "#/$defs/calendar"},
+            },
         },
         "$defs": {
             "id": {"type": "string", "pattern": ID_PATTERN},
@@ -158,10 +166,20 @@ def rules_json_schema() -> dict[str, Any]:
                 "properties": {
                     "description": {"type": "string"},
                     "first_response": {"$ref": "#/$defs/duration"},
+                    "next_reply": {"$ref": "#/$defs/duration"},
+                    "periodic_update": {"$ref": "#/$defs/duration"},
                     "resolution": {"$ref": "#/$defs/duration"},
                     "pause_on": {"type": "array", "items": {"enum": list(STATUSES)}},
+                    "calendar": {"$ref": "#/$defs/id"},
+                    "warnings": {
+                        "description": "fractions of each target at which escalation rules run, e.g. [0.5, 0.75, 0.9]",
+                        "type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                    },
+                    "on_change": {"enum": ["keep", "restart"],
+                                  "description": "when a ticket switches to this policy: keep the elapsed time (default) or restart the clocks"},
                 },
             },
+            "calendar": CALENDAR_SCHEMA,
         },
     }
 
@@ -214,6 +232,8 @@ class _Source:
         group, rule_id = self._context(path)
         if len(path) >= 2 and path[0] == "sla_policies":
             message = f"sla policy '{path[1]}': {message}"
+        elif len(path) >= 2 and path[0] == "calendars":
+            message = f"calendar '{path[1]}': {message}"
         return RuleIssue(self.name, line, column, rule_id, group, message, hint)
 
     def _context(self, path: DataPath) -> tuple[str | None, str | None]:
@@ -295,7 +315,7 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
         loader.dispose()
     if source.data is None:
         issues.append(RuleIssue(name, 1, 1, None, None, "the file is empty",
-                                "a rules file needs `groups:` and/or `sla_policies:`"))
+                                "a rules file needs `groups:`, `sla_policies:` and/or `calendars:`"))
         return None, issues
     return source, issues
 
@@ -344,6 +364,8 @@ def _where_kind(path: DataPath) -> str:
         return "top"
     if path[0] == "sla_policies":
         return "sla_policy" if len(path) == 2 else "other"
+    if path[0] == "calendars":
+        return "calendar" if len(path) == 2 else "other"
     if path[0] == "groups" and len(path) == 2:
         return "group"
     if path[0] == "groups" and len(path) == 4:
@@ -383,13 +405,13 @@ def _translate(source: _Source, error: Any, path: DataPath) -> list[RuleIssue]:
                 hint = _suggest(key, allowed) or f"use all/any/not, or field plus one of: {', '.join(OPERATORS)}"
             else:
                 what = {"top": "top-level key", "group": "key in group", "rule": "key in rule",
-                        "sla_policy": "key in sla policy"}.get(where, "key")
+                        "sla_policy": "key in sla policy", "calendar": "key in calendar"}.get(where, "key")
                 message = f"unknown {what} '{key}'"
                 hint = _suggest(key, allowed) or f"allowed: {', '.join(allowed)}"
             out.append(source.issue(path + (key,), message, hint, key=True))
         return out
     if kind == "required":
-        what = {"group": "group", "rule": "rule", "sla_policy": "sla policy"}.get(_where_kind(path), "mapping")
+        what = {"group": "group", "rule": "rule", "sla_policy": "sla policy", "calendar": "calendar"}.get(_where_kind(path), "mapping")
         return [source.issue(path, f"the {what} has no '{key}'", f"add '{key}:'")
                 for key in error.validator_value if isinstance(value, dict) and key not in value]
     if kind == "propertyNames" or "propertyNames" in error.relative_schema_path:
@@ -426,7 +448,7 @@ def _translate(source: _Source, error: Any, path: DataPath) -> list[RuleIssue]:
     if kind == "minProperties":
         where = _where_kind(path)
         if where == "top":
-            return [source.issue(path, "the file has neither 'groups' nor 'sla_policies'")]
+            return [source.issue(path, "the file has none of 'groups', 'sla_policies', 'calendars'")]
         if where == "then":
             return [source.issue(path, "'then' sets no action")]
         return [source.issue(path, f"{label} is empty")]
@@ -575,11 +597,29 @@ def _parse_duration(value: Any) -> int:
     return sum(int(amount) * _DURATION_UNITS[unit] for amount, unit in re.findall(r"([0-9]+)([dhms])", value))
 
 
+def _base_dir(source: _Source) -> Path | None:
+    path = Path(source.name)
+    return path.parent if path.suffix in (".yaml", ".yml") else None
+
+
+def _check_calendars(source: _Source, issues: list[RuleIssue]) -> None:
+    calendars = source.data.get("calendars")
+    for name, spec in (calendars.items() if isinstance(calendars, dict) else []):
+        path = ("calendars", name)
+        if not isinstance(spec, dict) or source.has_bad_within(path):
+            continue
+        try:
+            normalise_calendar(name, spec, _base_dir(source))
+        except CalendarProblem as exc:
+            issues.append(source.issue(path + exc.key, str(exc), exc.hint))
+
+
 def _check_source(source: _Source, issues: list[RuleIssue]) -> None:
     """Checks that need only one file."""
     data = source.data
     if not isinstance(data, dict):
         return
+    _check_calendars(source, issues)
     groups = data.get("groups")
     for gi, group in enumerate(groups if isinstance(groups, list) else []):
         if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
@@ -659,6 +699,24 @@ def _check_ruleset(sources: list[_Source], issues: list[RuleIssue]) -> None:
                                            "policy names must be unique across all files", key=True))
             else:
                 policy_at[name] = where(source, path, key=True)
+    calendar_at: dict[str, str] = {}
+    for source in sources:
+        calendars = source.data.get("calendars") if isinstance(source.data, dict) else None
+        for name in (calendars if isinstance(calendars, dict) else {}):
+            path = ("calendars", name)
+            if name in calendar_at:
+                issues.append(source.issue(path, f"is already defined at {calendar_at[name]}",
+                                           "calendar names must be unique across all files", key=True))
+            else:
+                calendar_at[name] = where(source, path, key=True)
+    for source in sources:
+        policies = source.data.get("sla_policies") if isinstance(source.data, dict) else None
+        for name, policy in (policies.items() if isinstance(policies, dict) else []):
+            ref = policy.get("calendar") if isinstance(policy, dict) else None
+            if isinstance(ref, str) and ref not in calendar_at:
+                hint = _suggest(ref, calendar_at) or (f"defined calendars: {', '.join(sorted(calendar_at))}"
+                                                     if calendar_at else "define it under calendars: in a rules file")
+                issues.append(source.issue(("sla_policies", name, "calendar"), f"calendar '{ref}' is not defined", hint))
     for source in sources:
         groups = source.data.get("groups") if isinstance(source.data, dict) else None
         for gi, group in enumerate(groups if isinstance(groups, list) else []):
@@ -705,6 +763,7 @@ def _text(description: str | None) -> str:
 def _normalise(sources: list[_Source]) -> dict[str, Any]:
     groups = []
     policies = {}
+    calendars: dict[str, Any] = {}
     for source in sources:
         for group in source.data.get("groups") or []:
             actions = GROUP_ACTIONS[group["name"]]
@@ -725,14 +784,27 @@ def _normalise(sources: list[_Source]) -> dict[str, Any]:
             groups.append({"name": group["name"], "match": group["match"],
                            "description": _text(group.get("description")), "rules": rules})
         for name, policy in (source.data.get("sla_policies") or {}).items():
-            policies[name] = {
+            normal = {
                 "description": _text(policy.get("description")),
                 "first_response": _parse_duration(policy["first_response"]),
                 "resolution": _parse_duration(policy["resolution"]),
                 "pause_on": list(dict.fromkeys(policy.get("pause_on", DEFAULT_PAUSE_ON))),
+                "warnings": sorted({float(f) for f in policy.get("warnings", DEFAULT_WARNINGS)}),
+                "on_change": policy.get("on_change", "keep"),
             }
+            for optional in ("next_reply", "periodic_update"):
+                if optional in policy:
+                    normal[optional] = _parse_duration(policy[optional])
+            if "calendar" in policy:
+                normal["calendar"] = policy["calendar"]
+            policies[name] = normal
+        for name, spec in (source.data.get("calendars") or {}).items():
+            calendars[name] = from_normalised(normalise_calendar(name, spec, _base_dir(source)))
     groups.sort(key=lambda group: group["name"])
-    return {"groups": groups, "sla_policies": dict(sorted(policies.items()))}
+    out: dict[str, Any] = {"groups": groups, "sla_policies": dict(sorted(policies.items()))}
+    if calendars:
+        out["calendars"] = dict(sorted(calendars.items()))
+    return out
 
 
 def _validate(sources: list[_Source], issues: list[RuleIssue]) -> dict[str, Any]:

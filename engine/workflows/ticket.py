@@ -9,7 +9,7 @@ written to history; customer messages are signals.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -20,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from engine import sla as sla_clock
     from engine.models import (
         AgentReply,
+        HoldCommand,
+        SetPriorityCommand,
         Assignment,
         AssignmentRequest,
         CommandResult,
@@ -40,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.searchattrs import ticket_search_attributes
     from engine.texts import human_duration, render
+    from engine.workflows.escalation import EscalationMixin
 
 EVAL_TIMEOUT = timedelta(seconds=10)
 EVAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -48,10 +51,11 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 DEFAULT_SURVEY = {"survey": True, "delay": 3600, "expires_after": 3 * 86400, "kind": "csat"}
 SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
 REPLYABLE = ("assigned", "open", "pending_customer", "on_hold")
+PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 @workflow.defn
-class TicketWorkflow:
+class TicketWorkflow(EscalationMixin):
     @workflow.init
     def __init__(self, input: TicketInput) -> None:
         ev = input.event
@@ -68,6 +72,9 @@ class TicketWorkflow:
         self._seen_events: set[str] = {ev.event_id}
         self._reopened = False
         self._replies = 0
+        self._fired: set[str] = set()  # SLA thresholds already acted on ("metric:cycle:fraction")
+        self._followups: list[tuple[str, str, str]] = []  # (at, metric, threshold key) escalation re-checks
+        self._v2 = False
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -75,6 +82,9 @@ class TicketWorkflow:
     async def run(self, input: TicketInput) -> TicketState:
         st = self._state
         ev = input.event
+        # Tickets started before warnings, escalation and the four-metric clock keep the v1 timer
+        # logic, so their histories replay; every new ticket takes the v2 path.
+        self._v2 = workflow.patched("sla-escalation-v2")
         self._message("customer", ev.customer.id, ev.body)
         self._stage("receive")
         self._sla("opened")
@@ -90,6 +100,8 @@ class TicketWorkflow:
         self._apply(route.decisions)
         if st.sla_policy in route.sla_policies:
             st.sla_targets = route.sla_policies[st.sla_policy]
+            if self._v2:
+                self._sla_policy_event()
         elif st.sla_policy:
             # Validation refuses such a ruleset; if one slips through, the ticket lives on unclocked
             # and says why, rather than failing the customer's ticket.
@@ -102,7 +114,10 @@ class TicketWorkflow:
         self._stage("respond")
 
         while True:
-            await self._until_resolved()
+            if self._v2:
+                await self._until_resolved_v2()
+            else:
+                await self._until_resolved()
             if await self._survey():
                 break
         self._set_status("closed")
@@ -182,7 +197,9 @@ class TicketWorkflow:
     async def agent_reply(self, cmd: AgentReply) -> CommandResult:
         self._replies += 1
         self._message("agent", cmd.agent, cmd.body)
-        if not any(e.kind == "first_response" for e in self._state.sla_events):
+        if self._v2:
+            self._sla("agent_reply")
+        elif not any(e.kind == "first_response" for e in self._state.sla_events):
             self._sla("first_response")
         self._set_status("pending_customer" if cmd.wait_for_customer else "open")
         await self._send("agent_reply", f"reply:{self._replies}", text=cmd.body)
@@ -254,8 +271,47 @@ class TicketWorkflow:
         if msg.event_id:
             self._seen_events.add(msg.event_id)
         self._message("customer", self._state.customer.id, msg.body)
+        if self._v2:
+            self._sla("customer_message")
         if self._state.status == "pending_customer":
             self._set_status("open")
+
+    @workflow.update
+    def hold(self, cmd: HoldCommand) -> CommandResult:
+        if cmd.release:
+            self._message("agent", cmd.agent, f"hold released {cmd.reason}".strip())
+            self._set_status("open")
+        else:
+            self._message("agent", cmd.agent, f"on hold: {cmd.reason}" if cmd.reason else "on hold")
+            self._set_status("on_hold")
+        return CommandResult(self._state.ticket_id, self._state.status)
+
+    @hold.validator
+    def _check_hold(self, cmd: HoldCommand) -> None:
+        self._require_assignee(cmd.agent, "hold")
+        status = self._state.status
+        if cmd.release and status != "on_hold":
+            raise ValueError(f"ticket {self._state.ticket_id} is not on hold (status {status})")
+        if not cmd.release and status not in ("assigned", "open", "pending_customer"):
+            raise ValueError(f"cannot put ticket {self._state.ticket_id} on hold while it is {status}")
+
+    @workflow.update
+    async def set_priority(self, cmd: SetPriorityCommand) -> CommandResult:
+        why = f"set by {cmd.by}" + (f": {cmd.reason}" if cmd.reason else "")
+        await self._change_priority(cmd.priority, why, self._state.ruleset_version or "", by=cmd.by)
+        return CommandResult(self._state.ticket_id, self._state.status, f"priority {cmd.priority}")
+
+    @set_priority.validator
+    def _check_set_priority(self, cmd: SetPriorityCommand) -> None:
+        st = self._state
+        if cmd.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {cmd.priority!r}")
+        if st.status not in REPLYABLE:
+            raise ValueError(f"cannot change the priority of ticket {st.ticket_id} while it is {st.status}")
+        if cmd.priority == st.priority:
+            raise ValueError(f"ticket {st.ticket_id} is already {cmd.priority}")
+        if not cmd.by.strip():
+            raise ValueError("say who changes the priority (--by)")
 
     @workflow.query
     def state(self) -> TicketState:
@@ -270,10 +326,13 @@ class TicketWorkflow:
         if agent != assignee:
             raise ValueError(f"{action} refused: {agent} is not the assignee of {self._state.ticket_id} ({assignee} is)")
 
-    async def _evaluate(self, groups: list[str]) -> EvaluationResult:
+    async def _evaluate(self, groups: list[str], extra: dict[str, Any] | None = None) -> EvaluationResult:
+        snapshot = self._rule_snapshot()
+        if extra:
+            snapshot.update(extra)
         result = await workflow.execute_local_activity(
             "evaluate_rules",
-            EvaluationRequest(groups=groups, snapshot=self._rule_snapshot(), ruleset_version=self._state.ruleset_version),
+            EvaluationRequest(groups=groups, snapshot=snapshot, ruleset_version=self._state.ruleset_version),
             result_type=EvaluationResult,
             start_to_close_timeout=EVAL_TIMEOUT,
             retry_policy=EVAL_RETRY,
@@ -302,25 +361,32 @@ class TicketWorkflow:
 
     async def _assign(self) -> None:
         st = self._state
-        routing = next((d.actions for d in reversed(st.decisions) if d.group == "routing"), {})
         if not st.team:
             raise ApplicationError("routing rules chose no team; add a catch-all rule to the routing group")
+        await self._reassign(team=st.team, why="")
+        self._set_status("assigned")
+
+    async def _reassign(self, team: str, why: str, exclude_current: bool = False, min_tier: str = "") -> None:
+        st = self._state
+        routing = next((d.actions for d in reversed(st.decisions) if d.group == "routing"), {})
         assignment = await workflow.execute_activity(
             "assign_agent",
             AssignmentRequest(
                 ticket_id=st.ticket_id,
-                team=st.team,
+                team=team,
                 language=st.customer.language.split("-")[0],
-                skills=list(routing.get("skills", [])),
+                skills=list(routing.get("skills", [])) if team == st.team else [],
                 strategy=routing.get("strategy", "least_loaded"),
+                exclude=[st.assignee] if exclude_current and st.assignee else [],
+                min_tier=min_tier,
             ),
             result_type=Assignment,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
-        st.assignee = assignment.agent
-        self._message("system", "assignment", f"assigned to {assignment.agent} in {assignment.team}: {assignment.reason}")
-        self._set_status("assigned")
-        workflow.upsert_search_attributes(ticket_search_attributes(assignee=assignment.agent))
+        st.team, st.assignee = assignment.team, assignment.agent
+        reason = f"{why}; {assignment.reason}" if why else assignment.reason
+        self._message("system", "assignment", f"assigned to {assignment.agent} in {assignment.team}: {reason}")
+        workflow.upsert_search_attributes(ticket_search_attributes(team=assignment.team, assignee=assignment.agent))
 
     async def _send(self, kind: str, step: str, **values: Any) -> None:
         st = self._state
@@ -364,11 +430,20 @@ class TicketWorkflow:
             "status": st.status,
             "reopen_count": st.reopen_count,
         }
+        opened = datetime.fromisoformat(st.stages[0].at) if st.stages else workflow.now()
+        snap["age_hours"] = round((workflow.now() - opened).total_seconds() / 3600, 4)
+        if st.sla_targets:
+            cal = sla_clock.calendar_of(st.sla_targets)
+            snap["age_business_hours"] = round(cal.business_seconds(opened, workflow.now()) / 3600, 4)
+            snap.update(self._escalation_snapshot())
         for key, value in (
             ("order_value", ev.order_value),
             ("prior_contacts", ev.prior_contacts),
             ("category", st.category),
             ("priority", st.priority),
+            ("team", st.team),
+            ("assignee", st.assignee),
+            ("sla_policy", st.sla_policy),
         ):
             if value is not None:
                 snap[key] = value
@@ -386,8 +461,11 @@ class TicketWorkflow:
     def _message(self, role: str, author: str, body: str) -> None:
         self._state.messages.append(Message(author=author, role=role, body=body, at=self._now()))
 
-    def _sla(self, kind: str, status: str = "") -> None:
-        self._state.sla_events.append(SlaEvent(kind=kind, at=self._now(), status=status))
+    def _sla(self, kind: str, status: str = "", policy: dict[str, Any] | None = None) -> None:
+        self._state.sla_events.append(SlaEvent(kind=kind, at=self._now(), status=status, policy=policy))
+
+    def _sla_policy_event(self) -> None:
+        self._sla("policy", policy=dict(self._state.sla_targets))
 
     def _set_status(self, status: str) -> None:
         if status == self._state.status:
