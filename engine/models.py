@@ -173,6 +173,13 @@ class SetPriorityCommand:
 
 
 @dataclass
+class EscalateCommand:
+    by: str
+    reason: str
+    team: str = ""  # for a move to other_department: which team (default: the escalations desk)
+
+
+@dataclass
 class StaffNotice:
     """An internal message to people (assignee, team lead, manager) about a ticket."""
 

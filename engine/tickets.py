@@ -19,8 +19,11 @@ from engine.sla import clocks_at
 from engine.models import (
     AgentReply,
     CustomerMessage,
+    EscalateCommand,
+    HoldCommand,
     ReopenCommand,
     ResolveCommand,
+    SetPriorityCommand,
     SurveyAnswer,
     TicketEvent,
     TicketInput,
@@ -86,6 +89,21 @@ async def reopen(client: Client, ticket_id: str, cmd: ReopenCommand) -> TicketSt
 
 async def survey_answer(client: Client, ticket_id: str, answer: SurveyAnswer) -> TicketState:
     await handle(client, ticket_id).execute_update(TicketWorkflow.survey_answer, answer)
+    return await state(client, ticket_id)
+
+
+async def hold(client: Client, ticket_id: str, cmd: HoldCommand) -> TicketState:
+    await handle(client, ticket_id).execute_update(TicketWorkflow.hold, cmd)
+    return await state(client, ticket_id)
+
+
+async def set_priority(client: Client, ticket_id: str, cmd: SetPriorityCommand) -> TicketState:
+    await handle(client, ticket_id).execute_update(TicketWorkflow.set_priority, cmd)
+    return await state(client, ticket_id)
+
+
+async def escalate(client: Client, ticket_id: str, cmd: EscalateCommand) -> TicketState:
+    await handle(client, ticket_id).execute_update(TicketWorkflow.escalate, cmd)
     return await state(client, ticket_id)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,10 +36,7 @@ def free_port() -> int:
 def fast_rules(tmp: Path) -> Path:
     """The shipped rules with a survey that goes out after 2 s, so the test can watch it happen."""
     rules = tmp / "rules"
-    rules.mkdir()
-    for f in (PROJECT_ROOT / "rules").glob("*.yaml"):
-        if f.name != "survey.yaml":
-            (rules / f.name).write_text(f.read_text("utf-8"), "utf-8")
+    shutil.copytree(PROJECT_ROOT / "rules", rules, ignore=shutil.ignore_patterns("tests"))
     (rules / "survey.yaml").write_text(
         "groups:\n"
         "  - name: survey\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -16,10 +17,19 @@ from engine.tickets import TicketRow
 console = Console() if sys.stdout.isatty() else Console(width=180)
 
 
-def short_time(iso: str | None) -> str:
+def short_time(iso: str | None, tz: ZoneInfo | None = None) -> str:
     if not iso:
         return "-"
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    at = datetime.fromisoformat(iso)
+    if tz is not None:
+        return at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M:%S ") + tz.key
+    return at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def ticket_zone(st: TicketState) -> ZoneInfo | None:
+    """The zone of the ticket's SLA calendar: due times are read in the team's local time."""
+    cal = st.sla_targets.get("calendar") if st.sla_targets else None
+    return ZoneInfo(cal["tz"]) if isinstance(cal, dict) and cal.get("tz") else None
 
 
 def duration(seconds: int | None) -> str:
@@ -46,7 +56,8 @@ def show_ticket(st: TicketState) -> None:
         ("category", f"{st.category or '-'}  tags: {', '.join(st.tags) or '-'}"),
         ("team / assignee", f"{st.team or '-'} / {st.assignee or '-'}"),
         ("ruleset", st.ruleset_version or "-"),
-        ("sla policy", st.sla_policy or "-"),
+        ("sla policy", _policy_line(st)),
+        ("escalation", st.escalation_tier),
     ):
         head.add_row(f"[bold]{label}[/bold]", value)
     console.print(head)
@@ -66,11 +77,13 @@ def show_ticket(st: TicketState) -> None:
     console.print(decisions)
 
     if st.sla:
-        clocks = Table(title="sla", title_justify="left")
-        for col in ("metric", "state", "elapsed", "remaining", "due"):
+        zone = ticket_zone(st)
+        clocks = Table(title="sla (business time)" if zone else "sla (24x7)", title_justify="left")
+        for col in ("metric", "state", "target", "elapsed", "remaining", "due", "breached at"):
             clocks.add_column(col)
         for c in st.sla:
-            clocks.add_row(c.metric, c.state, duration(c.elapsed_seconds), duration(c.remaining_seconds), short_time(c.due))
+            clocks.add_row(c.metric, c.state, duration(c.target_seconds), duration(c.elapsed_seconds),
+                           duration(c.remaining_seconds), short_time(c.due, zone), short_time(c.breached_at, zone))
         console.print(clocks)
 
     if st.survey:
@@ -84,6 +97,14 @@ def show_ticket(st: TicketState) -> None:
     for m in st.messages:
         msgs.add_row(short_time(m.at), f"{m.role}:{m.author}", m.body)
     console.print(msgs)
+
+
+def _policy_line(st: TicketState) -> str:
+    if not st.sla_policy:
+        return "-"
+    cal = st.sla_targets.get("calendar") if st.sla_targets else None
+    where = f"calendar {cal['name']} ({cal['tz']})" if isinstance(cal, dict) else "24x7"
+    return f"{st.sla_policy}, {where}"
 
 
 def list_table(rows: list[TicketRow]) -> None:

@@ -15,7 +15,16 @@ from engine import tickets
 from engine.cli.common import CliError, client_for, print_json, run, settings, ticket_call
 from engine.cli.render import list_table, show_ticket
 from engine.intake import EventInvalid, parse_event
-from engine.models import AgentReply, CustomerMessage, ReopenCommand, ResolveCommand, SurveyAnswer
+from engine.models import (
+    AgentReply,
+    CustomerMessage,
+    EscalateCommand,
+    HoldCommand,
+    ReopenCommand,
+    ResolveCommand,
+    SetPriorityCommand,
+    SurveyAnswer,
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TicketArg = Annotated[str, typer.Argument(help="Ticket id, e.g. TF-7K2M9QXA4B.", show_default=False)]
@@ -31,6 +40,9 @@ def register(app: typer.Typer) -> None:
     app.command("resolve")(resolve)
     app.command("reopen")(reopen)
     app.command("survey-answer")(survey_answer)
+    app.command("hold")(hold)
+    app.command("set-priority")(set_priority)
+    app.command("escalate")(escalate)
 
 
 def _read_event(path: Path) -> object:
@@ -238,3 +250,50 @@ def survey_answer(
     Example: ticketflow survey-answer TF-7K2M9QXA4B --score 5 --comment "fast and kind"
     """
     _update(ctx, ticket_id, tickets.survey_answer, SurveyAnswer(score=score, comment=comment), as_json, "survey answered")
+
+
+def hold(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    agent: AgentOpt,
+    reason: Annotated[str, typer.Option(help="What the ticket waits for (a third party, a part...).")] = "",
+    release: Annotated[bool, typer.Option("--release", help="Take the ticket off hold.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put a ticket on hold (its SLA clocks pause) or take it off hold.
+
+    Example: ticketflow hold TF-7K2M9QXA4B --agent liu.yang --reason "waiting for the courier's report"
+    """
+    cmd = HoldCommand(agent=agent, reason=reason, release=release)
+    _update(ctx, ticket_id, tickets.hold, cmd, as_json, "released from hold" if release else "on hold")
+
+
+def set_priority(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    priority: Annotated[str, typer.Argument(help="P1, P2, P3 or P4.", show_default=False)],
+    by: Annotated[str, typer.Option(help="Who changes it (recorded).", show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a ticket's priority; the SLA policy is chosen again and elapsed time is kept.
+
+    Example: ticketflow set-priority TF-7K2M9QXA4B P1 --by lead.anna --reason "press enquiry"
+    """
+    cmd = SetPriorityCommand(priority=priority.upper(), by=by, reason=reason)
+    _update(ctx, ticket_id, tickets.set_priority, cmd, as_json, f"priority {priority.upper()}")
+
+
+def escalate(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    by: Annotated[str, typer.Option(help="Who escalates (recorded).", show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why (recorded).", show_default=False)],
+    team: Annotated[str, typer.Option(help="For a move to another department: which team.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Move a ticket up one tier: agent -> senior -> other department -> management.
+
+    Example: ticketflow escalate TF-7K2M9QXA4B --by chen.jie --reason "customer threatens legal action"
+    """
+    _update(ctx, ticket_id, tickets.escalate, EscalateCommand(by=by, reason=reason, team=team), as_json, "escalated")

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from engine import sla as sla_clock
     from engine.models import (
         AgentReply,
+        EscalateCommand,
         HoldCommand,
         SetPriorityCommand,
         Assignment,
@@ -312,6 +313,22 @@ class TicketWorkflow(EscalationMixin):
             raise ValueError(f"ticket {st.ticket_id} is already {cmd.priority}")
         if not cmd.by.strip():
             raise ValueError("say who changes the priority (--by)")
+
+    @workflow.update
+    async def escalate(self, cmd: EscalateCommand) -> CommandResult:
+        self._message("agent", cmd.by, f"escalated: {cmd.reason}")
+        await self._tier_up(cmd.team or None, f"manual:{cmd.by}")
+        return CommandResult(self._state.ticket_id, self._state.status, f"tier {self._state.escalation_tier}")
+
+    @escalate.validator
+    def _check_escalate(self, cmd: EscalateCommand) -> None:
+        st = self._state
+        if st.status not in REPLYABLE:
+            raise ValueError(f"cannot escalate ticket {st.ticket_id} while it is {st.status}")
+        if st.escalation_tier == "management":
+            raise ValueError(f"ticket {st.ticket_id} is already with management, the last tier")
+        if not cmd.by.strip() or not cmd.reason.strip():
+            raise ValueError("an escalation needs --by and --reason")
 
     @workflow.query
     def state(self) -> TicketState:
