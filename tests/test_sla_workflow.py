@@ -17,10 +17,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.client import WorkflowUpdateFailedError
 
 from engine import tickets
 from engine.intake import parse_event
-from engine.models import AgentReply, ResolveCommand, SetPriorityCommand
+from engine.models import AgentReply, EscalateCommand, HoldCommand, ResolveCommand, SetPriorityCommand
 from engine.paths import PROJECT_ROOT
 from engine.runner import running_worker
 from engine.sla import clocks_at
@@ -277,3 +278,32 @@ async def test_no_sla_timer_fires_after_resolve(sla_env):
                        and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "resolve")
     fired_after = [e for e in history.events[resolved_at:] if e.HasField("timer_fired_event_attributes")]
     assert len(fired_after) <= 2  # the survey delay and its expiry, nothing from the SLA
+
+
+async def test_hold_pauses_the_clocks_and_release_resumes_them(sla_env):
+    env, cfg = sla_env
+    tid = await submit(env, cfg, subject="Size question", body="Do you have this in XL?")
+    st = await tickets.state(env.client, tid)
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await tickets.hold(env.client, tid, HoldCommand(agent="someone.else", reason="x"))
+    assert "not the assignee" in str(err.value.cause)
+    await env.sleep(timedelta(minutes=10))
+    st = await tickets.hold(env.client, tid, HoldCommand(agent=st.assignee, reason="waiting for the warehouse"))
+    assert st.status == "on_hold"
+    held = clock(await state_now(env, tid), "resolution")
+    await env.sleep(timedelta(hours=30))  # far past every target: nothing may count or fire
+    still = await state_now(env, tid)
+    assert clock(still, "resolution").state == "paused"
+    assert clock(still, "resolution").elapsed_seconds == held.elapsed_seconds
+    assert _fired(still, "resolution") == [] and _fired(still, "first_response") == []
+    await tickets.hold(env.client, tid, HoldCommand(agent=st.assignee, release=True))
+    await env.sleep(timedelta(minutes=5))
+    resumed = await state_now(env, tid)
+    assert resumed.status == "open" and clock(resumed, "resolution").state == "running"
+    assert abs(clock(resumed, "resolution").elapsed_seconds - held.elapsed_seconds - 300) <= 2
+
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await tickets.set_priority(env.client, tid, SetPriorityCommand(priority=resumed.priority, by="lead"))
+    assert "already" in str(err.value.cause)
+    st = await tickets.escalate(env.client, tid, EscalateCommand(by="lead.anna", reason="press enquiry"))
+    assert st.escalation_tier == "senior" and any(s.stage == "escalate:senior" for s in st.stages)

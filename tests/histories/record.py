@@ -21,7 +21,16 @@ from engine import tickets
 from engine.config import Settings
 from engine.devserver import find_binary
 from engine.intake import parse_event
-from engine.models import AgentReply, CustomerMessage, ReopenCommand, ResolveCommand, SurveyAnswer
+from engine.models import (
+    AgentReply,
+    CustomerMessage,
+    EscalateCommand,
+    HoldCommand,
+    ReopenCommand,
+    ResolveCommand,
+    SetPriorityCommand,
+    SurveyAnswer,
+)
 from engine.runner import running_worker
 from tests.conftest import register_search_attributes
 
@@ -77,12 +86,35 @@ async def reopened_pending(env, s):
 
 async def breached_complaint(env, s):
     tid = await tickets.submit(env.client, s.task_queue, parse_event(event("weibo", "zh", "standard", "退款三周还没到账", "申请退款三周了还没到账，客服不回复，太失望了，我要投诉！", public=True)))
-    st = await until(env, tid, "open")
+    await until(env, tid, "open")
     await env.sleep(timedelta(hours=6))
+    st = await tickets.state(env.client, tid)  # the breach escalated it: someone else holds it now
     await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="非常抱歉，已为您加急退款。"))
     await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee))
     await env.sleep(timedelta(days=4))
     await until(env, tid, "closed")
+    return tid
+
+
+async def escalated_on_hold(env, s):
+    tid = await tickets.submit(env.client, s.task_queue, parse_event(event("douyin", "zh", "premium", "直播间买的外套质量很差", "外套开线了，要求退货退款，不然我就投诉到消费者协会。", public=True)))
+    st = await until(env, tid, "open")
+    await tickets.hold(env.client, tid, HoldCommand(agent=st.assignee, reason="等待仓库确认"))
+    await env.sleep(timedelta(hours=2))
+    await tickets.hold(env.client, tid, HoldCommand(agent=st.assignee, release=True))
+    st = await tickets.state(env.client, tid)
+    raised = {"P4": "P3", "P3": "P2", "P2": "P1"}.get(st.priority or "", "P1")
+    if raised != st.priority:
+        await tickets.set_priority(env.client, tid, SetPriorityCommand(priority=raised, by="lead.chen", reason="媒体关注"))
+    await env.sleep(timedelta(hours=4))  # breach, then the escalation chain
+    st = await tickets.state(env.client, tid)
+    await tickets.escalate(env.client, tid, EscalateCommand(by=st.assignee, reason="需要管理层决定赔偿")) if st.escalation_tier != "management" else None
+    st = await tickets.state(env.client, tid)
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="非常抱歉，已安排退货退款并补偿优惠券。"))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="退款并补偿"))
+    await env.sleep(timedelta(hours=3))
+    await until(env, tid, "surveying")
+    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=2, comment="太慢了"))
     return tid
 
 
@@ -92,7 +124,8 @@ async def main(suffix: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         s = Settings.from_env(task_queue="record", data_dir=Path(tmp))
         async with running_worker(env.client, s):
-            for name, scenario in (("surveyed", surveyed), ("reopened-pending", reopened_pending), ("breached-complaint", breached_complaint)):
+            for name, scenario in (("surveyed", surveyed), ("reopened-pending", reopened_pending),
+                                   ("breached-complaint", breached_complaint), ("escalated-on-hold", escalated_on_hold)):
                 tid = await scenario(env, s)
                 history = await tickets.handle(env.client, tid).fetch_history()
                 path = HERE / f"{name}-{suffix}.json"
