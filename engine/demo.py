@@ -18,7 +18,15 @@ from temporalio.client import Client
 
 from engine import tickets
 from engine.intake import parse_event
-from engine.models import AgentReply, CustomerMessage, ReopenCommand, ResolveCommand, SurveyAnswer, TimingOverrides
+from engine.models import (
+    AgentReply,
+    CustomerMessage,
+    HoldCommand,
+    ReopenCommand,
+    ResolveCommand,
+    SurveyAnswer,
+    TimingOverrides,
+)
 
 log = logging.getLogger("ticketflow.demo")
 
@@ -97,7 +105,7 @@ class Demo:
             try:
                 rows = await tickets.list_tickets(
                     self.client,
-                    tickets.build_query(status="assigned,open,pending_customer,resolved,surveying"),
+                    tickets.build_query(status="assigned,open,pending_customer,on_hold,resolved,surveying"),
                     limit=100,
                 )
             except Exception as exc:
@@ -122,6 +130,10 @@ class Demo:
                 ask = self.rng.random() < 0.4
                 body = self.rng.choice(AGENT_REPLIES[lang][1:2] if ask else AGENT_REPLIES[lang][::2])
                 await tickets.reply(self.client, tid, AgentReply(agent=agent, body=body, wait_for_customer=ask))
+        elif row.status == "open" and r < 0.42:
+            await tickets.hold(self.client, tid, HoldCommand(agent=agent, reason="demo: waiting for the warehouse"))
+        elif row.status == "on_hold" and r < 0.25:
+            await tickets.hold(self.client, tid, HoldCommand(agent=agent, release=True))
         elif row.status == "pending_customer" and r < 0.3:
             st = await tickets.state(self.client, tid)
             lang = "zh" if st.customer.language.startswith("zh") else "en"

@@ -454,7 +454,7 @@ def test_normalised_form_has_seconds_and_defaults() -> None:
     assert rs.sla_policies["p1-urgent"] == {
         "description": "Drop-everything tickets (public outrage, urgent VIP, legal risk).",
         "first_response": 1800, "resolution": 14400, "pause_on": ["pending_customer", "on_hold"],
-        "warnings": [0.5, 0.75, 0.9], "on_change": "keep"}
+        "warnings": [0.5, 0.75, 0.9], "on_change": "keep", "next_reply": 3600, "periodic_update": 7200}
     survey = {rule["id"]: rule["then"] for group in rs.to_dict()["groups"] if group["name"] == "survey"
               for rule in group["rules"]}
     assert survey["vip-nps"] == {"survey": True, "kind": "nps", "delay": 7200, "expires_after": 604800}
