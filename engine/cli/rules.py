@@ -18,7 +18,7 @@ from engine.intake import EventInvalid, parse_event
 from engine.ruleset import Ruleset, RulesetError, load_ruleset
 from engine.ruleset.fixtures import FixtureError, run_fixtures
 from engine.ruleset.lint import lint_ruleset
-from engine.ruleset.stages import evaluate_staged
+from engine.ruleset.stages import evaluate_staged, stage_trigger
 
 rules_app = typer.Typer(help="Validate, lint, test and explain the rules in rules/ (or DIR).", no_args_is_help=True)
 
@@ -185,6 +185,8 @@ def explain(
         if not rs.has_group(group):
             raise CliError(f"no group {group!r} in {path} (groups: {', '.join(rs.groups)})")
         staged = [d for d in staged if d.group == group]
+        if not staged:
+            raise CliError(f"group {group!r} was not evaluated: it runs only when the ticket has {stage_trigger(group)}")
     if as_json:
         print_json({"version": rs.version, "decisions": [
             {"stage": d.stage, "group": d.group, "rule_id": d.rule_id, "rule_ids": d.result.rule_ids,

@@ -23,7 +23,7 @@ import yaml
 
 from .compiler import Ruleset
 from .loader import _parse_duration
-from .stages import evaluate_staged
+from .stages import evaluate_staged, stage_trigger
 
 TICKET_DEFAULTS: dict[str, Any] = {
     "customer.id": "fixture-customer",
@@ -129,7 +129,10 @@ def run_case(ruleset: Ruleset, ticket: dict[str, Any], expect: dict[str, Any], f
     for group, wanted in expect.items():
         d = decided.get(group)
         if d is None:
-            result.mismatches.append(Mismatch(group, "group", "evaluated", "no such group in the ruleset"))
+            why = "no such group in the ruleset"
+            if ruleset.has_group(group):
+                why = f"not evaluated: the {group} group runs only when the ticket has {stage_trigger(group)}"
+            result.mismatches.append(Mismatch(group, "group", "evaluated", why))
             continue
         if not isinstance(wanted, dict):
             wanted = {"rule": wanted}

@@ -22,8 +22,18 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("resolve", ("survey",)),
 )
 
+# stage -> the field that must be set for it to happen at all: escalation runs on an SLA event,
+# so a ticket without one (as it arrives) gets no escalation decision here either, and a
+# fixture cannot "cover" an escalation rule by accident.
+_TRIGGER = {"sla_event": "sla.event"}
+
 # action -> snapshot field it sets for later stages
 _SETS = {"category": "category", "priority": "priority", "team": "team", "policy": "sla_policy"}
+
+
+def stage_trigger(group: str) -> str:
+    """The field a group's stage needs (e.g. escalation: sla.event), or '' when it always runs."""
+    return next((_TRIGGER.get(stage, "") for stage, groups in STAGES if group in groups), "")
 
 
 def deciding_rule(ruleset: Ruleset, group: str, matched: list[str]) -> str:
@@ -57,6 +67,9 @@ def evaluate_staged(ruleset: Ruleset, raw: Mapping[str, Any], explain: bool = Fa
     snapshot = build_snapshot(raw)
     out: list[StagedDecision] = []
     for stage, groups in STAGES:
+        trigger = _TRIGGER.get(stage)
+        if trigger and snapshot.get(trigger) in (None, ""):
+            continue
         results = [ruleset.evaluate(g, snapshot, explain=explain) for g in groups if ruleset.has_group(g)]
         for res in results:
             out.append(StagedDecision(stage, res.group, deciding_rule(ruleset, res.group, res.rule_ids), res))
