@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from engine.calendar import calendar_from_dict
 from engine.paths import PROJECT_ROOT
 
 SCHEMA_PATH = PROJECT_ROOT / "schemas" / "agents.schema.json"
@@ -28,6 +29,7 @@ class Agent:
     tier: str = "agent"
     max_open: int = 20
     status: str = "online"
+    shift: dict | None = None  # a calendar (engine.calendar dict form): the hours they take tickets
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,19 @@ class Directory:
 
     def members(self, team: str) -> list[Agent]:
         return sorted((a for a in self.agents.values() if a.team == team), key=lambda a: a.id)
+
+
+def _shift(path: Path, raw: dict) -> dict | None:
+    """An agent's shift as a calendar dict, validated now so a typo fails the import, not a ticket."""
+    spec = raw.get("shift")
+    if spec is None:
+        return None
+    hours = {day: [list(map(str.strip, item.split("-", 1))) for item in items] for day, items in spec.get("hours", {}).items()}
+    data = {"name": f"shift-{raw['id']}", "tz": spec.get("timezone", "UTC"), "hours": hours, "holidays": []}
+    try:
+        return calendar_from_dict(data).to_dict()
+    except ValueError as exc:
+        raise AgentsInvalid(f"{path}: agent {raw['id']!r}: shift: {exc}") from None
 
 
 def load_directory(path: Path) -> Directory:
@@ -74,6 +89,7 @@ def load_directory(path: Path) -> Directory:
             tier=raw.get("tier", "agent"),
             max_open=raw.get("max_open", 20),
             status=raw.get("status", "online"),
+            shift=_shift(path, raw),
         )
     empty = [t for t in teams if not any(a.team == t for a in agents.values())]
     if empty:

@@ -144,6 +144,7 @@ class AgentReply:
     agent: str
     body: str
     wait_for_customer: bool = False
+    forced_by: str = ""  # a supervisor replying for the assignee (recorded)
 
 
 @dataclass
@@ -156,6 +157,7 @@ class CustomerMessage:
 class ResolveCommand:
     agent: str
     note: str = ""
+    forced_by: str = ""
 
 
 @dataclass
@@ -271,3 +273,40 @@ class TicketState:
     is_public: bool = False
     timing: TimingOverrides = field(default_factory=TimingOverrides)
     as_of: str = ""  # the workflow time this state was read at (queries see the last task's time)
+
+
+@dataclass
+class JournalEntry:
+    """One row of the store's append-only ticket_event table: a transition or a decision."""
+
+    seq: int
+    at: str
+    kind: str  # stage | status | decision
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProjectionUpdate:
+    """What the reporting projection needs from a ticket, plus the journal entries it has not seen."""
+
+    ticket_id: str
+    status: str
+    channel: str
+    customer_id: str
+    customer_tier: str
+    opened_at: str
+    priority: str | None = None
+    category: str | None = None
+    team: str | None = None
+    assignee: str | None = None
+    ruleset_version: str | None = None
+    sla_policy: str | None = None
+    escalation_tier: str = "agent"
+    reopen_count: int = 0
+    first_response_at: str | None = None
+    resolved_at: str | None = None
+    closed_at: str | None = None
+    stages: dict[str, str] = field(default_factory=dict)
+    sla: dict[str, dict[str, Any]] = field(default_factory=dict)
+    survey: Survey | None = None
+    events: list[JournalEntry] = field(default_factory=list)

@@ -24,6 +24,8 @@ from engine.agents import load_directory
 from engine.config import Settings
 from engine.reload import RulesWatcher
 from engine.store import Store
+from engine.store.directory import import_directory, is_empty, load_from_store
+from engine.activities.projection import ProjectionActivities
 from engine.workflows import TicketWorkflow
 
 log = logging.getLogger("ticketflow.worker")
@@ -31,12 +33,15 @@ log = logging.getLogger("ticketflow.worker")
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, registry: RulesetRegistry) -> Worker:
     """Validate agents and the store first: a worker that starts is a worker that can work."""
-    directory = load_directory(settings.agents_file)
     store = Store.open(settings.database_url)
+    if is_empty(store):
+        teams, agents = import_directory(store, load_directory(settings.agents_file))
+        log.info("store had no agents: imported %d teams and %d agents from %s", teams, agents, settings.agents_file)
     triage = TriageActivities(registry)
-    assignment = AssignmentActivities(store, directory)
-    messaging = MessagingActivities(store, settings.outbox_log, directory)
-    log.info("ruleset %s from %s; %d agents", registry.active.version, settings.rules_dir, len(directory.agents))
+    assignment = AssignmentActivities(store)
+    projection = ProjectionActivities(store)
+    messaging = MessagingActivities(store, settings.outbox_log, lambda: load_from_store(store))
+    log.info("ruleset %s from %s; store %s", registry.active.version, settings.rules_dir, store.engine.url.render_as_string(hide_password=True))
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -45,6 +50,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             triage.evaluate_rules,
             assignment.assign_agent,
             assignment.release_assignment,
+            projection.project_ticket,
             messaging.send_message,
             messaging.notify_staff,
         ],

@@ -6,11 +6,15 @@ install them (they never skip and never download).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -72,3 +76,36 @@ def settings(tmp_path: Path) -> Settings:
 async def worker_env(time_env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
     async with running_worker(time_env.client, settings):
         yield time_env, settings
+
+
+PG_ADMIN_URL = os.environ.get("TICKETFLOW_TEST_PG_URL", "postgresql+psycopg://ticketflow:ticketflow@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"tf_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({str(exc).splitlines()[0]}); "
+                    "run `bash scripts/postgres.sh` (as root) or set TICKETFLOW_TEST_PG_URL", pytrace=False)
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path: Path) -> Iterator[str]:
+    """Store tests run on both databases a deployment may use."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        with fresh_postgres() as url:
+            yield url

@@ -14,6 +14,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -36,10 +37,10 @@ def _logged(path: Path, key: str) -> bool:
 
 
 class MessagingActivities:
-    def __init__(self, store: Store, outbox_log: Path, directory: Directory | None = None) -> None:
+    def __init__(self, store: Store, outbox_log: Path, directory: Callable[[], Directory] | None = None) -> None:
         self.store = store
         self.outbox_log = outbox_log
-        self.directory = directory
+        self.directory = directory  # read when needed: team leads change with `agents import`
 
     @activity.defn(name="send_message")
     def send_message(self, msg: OutgoingMessage) -> bool:
@@ -60,7 +61,7 @@ class MessagingActivities:
     def resolve_targets(self, targets: list[str], team: str, assignee: str) -> list[str]:
         """assignee, team_lead (of the ticket's team), manager (lead of the management team), or a
         team id (its lead). Unknown names are kept as given, so a notice is never silently lost."""
-        d = self.directory
+        d = self.directory() if self.directory else None
         out: list[str] = []
         for target in targets:
             if target == "assignee":

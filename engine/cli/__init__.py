@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli import rules, server, tickets
+from engine.cli import agents, rules, server, tickets
 from engine.cli.common import CliError
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _global(
 server.register(app)
 tickets.register(app)
 rules.register(app)
+agents.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

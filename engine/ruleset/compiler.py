@@ -27,13 +27,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import operator
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .fields import A_LIST, BOOL, ENUM, FIELDS, GROUP_ACTIONS, INT, LIST, NUMBER, STRING, TEXT
+from . import sentiment
+from .fields import A_LIST, BOOL, ENUM, FIELDS, FOLDED_TEXT, GROUP_ACTIONS, INT, LIST, NUMBER, STRING, TEXT
 
 _TRACE_TEXT_LIMIT = 120  # traces go into workflow history: keep long texts from bloating it
 
@@ -45,7 +44,10 @@ def fold(value: str) -> str:
     if value.isascii():
         # NFKC leaves ASCII alone and casefold equals lower on it: same result, much cheaper.
         return value.lower()
-    return unicodedata.normalize("NFKC", value).casefold().replace("\u2019", "'")
+    # sentiment.normalise is NFKC plus the apostrophe; casefold never makes or removes a ’, so
+    # the order of the two steps does not matter. build_snapshot shares that NFKC pass (the
+    # costly step) between the sentiment score and the folded text (fields.FOLDED_TEXT).
+    return sentiment.normalise(value).casefold()
 
 
 Snapshot = Mapping[str, Any]
@@ -79,6 +81,26 @@ def _trace_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_trace_value(item) for item in value]
     return value
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})  # trace them as they are
+
+
+def _leaf_entry(name: str, op: str, expected: Any) -> Callable[[Snapshot], dict[str, Any]]:
+    """The trace entry of one leaf, without its result: {field, op, expected, actual}."""
+    shown = copy.deepcopy(expected)  # shared by every trace; traces are read, not edited
+
+    def entry(snap: Snapshot) -> dict[str, Any]:
+        actual = snap.get(name)
+        cls = actual.__class__
+        if cls is str:
+            if len(actual) > _TRACE_TEXT_LIMIT:
+                actual = actual[:_TRACE_TEXT_LIMIT] + "…"
+        elif cls not in _SCALARS:
+            actual = _trace_value(actual)  # lists are copied, never shared with the snapshot
+        return {"field": name, "op": op, "expected": shown, "actual": actual}
+
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,15 +235,21 @@ class _TextField:
     same text twice. Tests compare the snapshot's value with last[0] by identity first: the groups
     evaluated on one snapshot see the very same string object."""
 
-    __slots__ = ("keywords", "scanner", "last")
+    __slots__ = ("keywords", "scanner", "last", "precomputed")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.keywords: set[str] = set()  # filled while compiling, then turned into `scanner`
         self.scanner: _KeywordScanner | None = None
         self.last: tuple[Any, str, frozenset[str]] = (_UNSET, "", _NO_KEYWORDS)
+        # build_snapshot folds `text` already (fields.FOLDED_TEXT); other fields are folded here
+        self.precomputed = FOLDED_TEXT if name == "text" else None
 
-    def load(self, value: str) -> tuple[str, str, frozenset[str]]:
-        folded = fold(value)
+    def load(self, value: str, snap: Snapshot) -> tuple[str, str, frozenset[str]]:
+        ready = snap.get(self.precomputed) if self.precomputed is not None else None
+        if isinstance(ready, tuple) and len(ready) == 2 and ready[0] == value:
+            folded = ready[1]  # folded by build_snapshot, and still belonging to this value
+        else:
+            folded = fold(value)
         found = self.scanner.find(folded) if self.scanner is not None else _NO_KEYWORDS
         last = (value, folded, found)
         self.last = last
@@ -246,7 +274,7 @@ def _text_test(name: str, view: _TextField, op: str, expected: Any) -> Test:
                 if value is not last[0] and value != last[0]:
                     if not isinstance(value, str):
                         return False
-                    last = view.load(value)
+                    last = view.load(value, snap)
                 return not needles.isdisjoint(last[2])
             return contains_any
 
@@ -256,7 +284,7 @@ def _text_test(name: str, view: _TextField, op: str, expected: Any) -> Test:
             if value is not last[0] and value != last[0]:
                 if not isinstance(value, str):
                     return False
-                last = view.load(value)
+                last = view.load(value, snap)
             return needles <= last[2]
         return contains_all
 
@@ -269,7 +297,7 @@ def _text_test(name: str, view: _TextField, op: str, expected: Any) -> Test:
             if value is not last[0] and value != last[0]:
                 if not isinstance(value, str):
                     return False
-                last = view.load(value)
+                last = view.load(value, snap)
             return last[1] in targets
         return member
 
@@ -294,34 +322,40 @@ def _text_test(name: str, view: _TextField, op: str, expected: Any) -> Test:
         if value is not last[0] and value != last[0]:
             if not isinstance(value, str):
                 return False
-            last = view.load(value)
+            last = view.load(value, snap)
         return check(last[1])
     return test
 
 
-_COMPARE = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "lte": operator.le,
-            "gt": operator.gt, "gte": operator.ge}
-
-
 def _number_test(name: str, op: str, expected: Any) -> Test:
-    """Tests on number fields: a missing value, text or a boolean fails every comparison."""
+    """Tests on number fields: a missing value, text or a boolean fails every comparison. One
+    closure per operator, so a test is a single call (these are the most frequent tests)."""
+
+    def numeric(value: Any) -> bool:  # _is_number, with one dict lookup for the usual classes
+        known = _NUMBER_CLASSES.get(value.__class__)
+        return _is_number(value) if known is None else known
+
+    if op == "lt":
+        return lambda snap: numeric(value := snap.get(name)) and value < expected
+    if op == "lte":
+        return lambda snap: numeric(value := snap.get(name)) and value <= expected
+    if op == "gt":
+        return lambda snap: numeric(value := snap.get(name)) and value > expected
+    if op == "gte":
+        return lambda snap: numeric(value := snap.get(name)) and value >= expected
+    if op == "eq":
+        return lambda snap: numeric(value := snap.get(name)) and value == expected
+    if op == "ne":
+        return lambda snap: numeric(value := snap.get(name)) and value != expected
     if op == "between":
         low, high = expected
-        compare: Callable[[Any], bool] = lambda value: low <= value <= high  # noqa: E731
-    elif op in ("in", "not_in"):
-        numbers = frozenset(expected)
-        compare = numbers.__contains__ if op == "in" else (lambda value: value not in numbers)
-    else:
-        bound, function = expected, _COMPARE[op]
-        compare = lambda value: function(value, bound)  # noqa: E731
-
-    def test(snap: Snapshot) -> bool:
-        value = snap.get(name)
-        numeric = _NUMBER_CLASSES.get(value.__class__)
-        if numeric is None:
-            numeric = _is_number(value)
-        return numeric and compare(value)
-    return test
+        return lambda snap: numeric(value := snap.get(name)) and low <= value <= high
+    numbers = frozenset(expected)
+    if op == "in":
+        return lambda snap: numeric(value := snap.get(name)) and value in numbers
+    if op == "not_in":
+        return lambda snap: numeric(value := snap.get(name)) and value not in numbers
+    raise ValueError(f"operator {op!r} on number field {name!r} reached the compiler unvalidated")
 
 
 def _leaf_test(name: str, ftype: str, op: str, expected: Any, views: dict[str, _TextField]) -> Test:
@@ -347,7 +381,7 @@ def _leaf_test(name: str, ftype: str, op: str, expected: Any, views: dict[str, _
             return lambda snap: isinstance(value := snap.get(name), (list, tuple)) and needles <= folded_items(value)
 
     if ftype in (TEXT, STRING):
-        view = views.setdefault(name, _TextField())
+        view = views.setdefault(name, _TextField(name))
         return _text_test(name, view, op, expected)
 
     if ftype == BOOL:
@@ -404,18 +438,53 @@ def compile_condition(cond: Mapping[str, Any], views: dict[str, _TextField] | No
     op = next(key for key in cond if key != "field")
     expected = cond[op]
     test = _leaf_test(name, FIELDS[name].type, op, expected, views)
-    shown = copy.deepcopy(expected)
+    entry = _leaf_entry(name, op, expected)
 
     def record(snap: Snapshot, out: list, full: bool) -> bool:
         result = test(snap)
-        if full:
-            out.append({"field": name, "op": op, "expected": shown, "actual": _trace_value(snap.get(name)),
-                        "result": result})
-        else:  # the compact trace of a matched rule: the result is implied
-            out.append({"field": name, "op": op, "expected": shown, "actual": _trace_value(snap.get(name))})
+        leaf = entry(snap)
+        if full:  # the compact trace of a matched rule leaves the result out: it is implied
+            leaf["result"] = result
+        out.append(leaf)
         return result
 
     return test, record
+
+
+def _matched_entry(rule_id: str, cond: Mapping[str, Any] | None,
+                   record: Record) -> Callable[[Snapshot], dict[str, Any]]:
+    """The compact-trace entry of a rule that matched: {rule_id, matched: True, leaves}, built in
+    one call. When the condition is one test or an `all` of tests, every test was true and is
+    recorded, so the leaves are built without running the tests again; `any` and `not` need
+    `record` to find the tests that decided."""
+    if cond is None:
+        return lambda snap: {"rule_id": rule_id, "matched": True, "leaves": []}
+    entries = _implied_entries(cond)
+    if entries is None:
+        def decided(snap: Snapshot) -> dict[str, Any]:
+            leaves: list[dict[str, Any]] = []
+            record(snap, leaves, False)
+            return {"rule_id": rule_id, "matched": True, "leaves": leaves}
+        return decided
+    if len(entries) == 1:
+        only = entries[0]
+        return lambda snap: {"rule_id": rule_id, "matched": True, "leaves": [only(snap)]}
+    return lambda snap: {"rule_id": rule_id, "matched": True, "leaves": [entry(snap) for entry in entries]}
+
+
+def _implied_entries(cond: Mapping[str, Any]) -> list[Callable[[Snapshot], dict[str, Any]]] | None:
+    if "all" in cond:
+        entries = []
+        for child in cond["all"]:
+            found = _implied_entries(child)
+            if found is None:
+                return None
+            entries.extend(found)
+        return entries
+    if "any" in cond or "not" in cond:
+        return None
+    op = next(key for key in cond if key != "field")
+    return [_leaf_entry(cond["field"], op, cond[op])]
 
 
 def _finish_views(views: dict[str, _TextField]) -> None:
@@ -535,8 +604,9 @@ def _merge(into: dict[str, Any], then: Mapping[str, Any], list_keys: frozenset[s
 
 
 class _Plan:
-    """What `evaluate` walks for one group: each rule with its test (None for a catch-all) and
-    whether its actions hold lists that a result must copy."""
+    """What `evaluate` walks for one group: per rule, the rule, its test (None for a catch-all),
+    the action keys holding lists (a result gets its own copy of those), and the builder of its
+    compact-trace entry."""
 
     __slots__ = ("name", "first", "rules", "list_keys")
 
@@ -544,7 +614,8 @@ class _Plan:
         self.name = group.name
         self.first = group.match == "first"
         self.rules = tuple((rule, None if rule.when is None else rule.test,
-                            any(isinstance(value, list) for value in rule.then.values()))
+                            tuple(key for key, value in rule.then.items() if isinstance(value, list)),
+                            _matched_entry(rule.id, rule.when, rule.record))
                            for rule in group.rules)
         self.list_keys = list_keys
 
@@ -605,28 +676,37 @@ class Ruleset:
         if explain:
             return self._explain(plan, snapshot)
         if plan.first:
-            for rule, test, has_lists in plan.rules:
+            for rule, test, list_keys, matched_entry in plan.rules:
                 if test is None or test(snapshot):
-                    leaves: list[dict[str, Any]] = []
-                    rule.record(snapshot, leaves, False)
-                    actions = _copy_actions(rule.then) if has_lists else dict(rule.then)
-                    return GroupResult(plan.name, [rule.id], actions,
-                                       [{"rule_id": rule.id, "matched": True, "leaves": leaves}])
+                    actions = dict(rule.then)
+                    for key in list_keys:  # the result owns its lists: callers may change them
+                        actions[key] = list(actions[key])
+                    return GroupResult(plan.name, [rule.id], actions, [matched_entry(snapshot)])
             return GroupResult(plan.name, [], {}, [])
-        matched = [rule for rule, test, _ in plan.rules if test is None or test(snapshot)]
-        actions = {}
+        ids = []
+        actions: dict[str, Any] = {}
         trace = []
-        for rule in matched:
-            _merge(actions, rule.then, plan.list_keys)
-            leaves = []
-            rule.record(snapshot, leaves, False)
-            trace.append({"rule_id": rule.id, "matched": True, "leaves": leaves})
-        return GroupResult(plan.name, [rule.id for rule in matched], actions, trace)
+        merged_lists = plan.list_keys
+        for rule, test, _, matched_entry in plan.rules:
+            if test is None or test(snapshot):
+                ids.append(rule.id)
+                trace.append(matched_entry(snapshot))
+                # _merge, inlined: a later rule overwrites scalars, lists are unioned in order
+                for key, value in rule.then.items():
+                    if key in merged_lists:
+                        current = actions.get(key)
+                        if current is None:
+                            actions[key] = list(value)
+                        else:
+                            current.extend([item for item in value if item not in current])
+                    else:
+                        actions[key] = value
+        return GroupResult(plan.name, ids, actions, trace)
 
     def _explain(self, plan: _Plan, snapshot: Mapping[str, Any]) -> GroupResult:
         matched: list[CompiledRule] = []
         trace: list[dict[str, Any]] = []
-        for rule, _, _ in plan.rules:
+        for rule, *_ in plan.rules:
             if plan.first and matched:
                 trace.append({"rule_id": rule.id, "skipped": True})
                 continue

@@ -121,6 +121,7 @@ GROUP_ACTIONS: dict[str, dict[str, Action]] = {
         "team": Action(A_STRING, "team that owns the ticket"),
         "skills": Action(A_LIST, "skills the assigned agent must have, e.g. a language"),
         "strategy": Action(A_ENUM, "how an agent is picked within the team", ("least_loaded", "round_robin")),
+        "reassign_after": Action(A_DURATION, "give the ticket to another agent if the assignee has not answered within this time"),
     },
     "sla_policy": {
         "policy": Action(A_SLA_POLICY, "name of an SLA policy defined under sla_policies"),
@@ -147,12 +148,19 @@ GROUP_ACTIONS: dict[str, dict[str, Action]] = {
 }
 
 
+# Not a field: `text` already folded (compiler.fold) by build_snapshot, as (text, folded) so the
+# compiler can check it still belongs to the snapshot's text before using it.
+FOLDED_TEXT = "_folded.text"
+
+
 def build_snapshot(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Return a new snapshot: `raw` flattened to dotted keys plus the derived fields.
 
     Nested mappings ({"customer": {"tier": "vip"}}) are flattened to "customer.tier" so callers
     may pass either shape. Derived fields are always recomputed from the inputs, so a stale value
     in `raw` can never disagree with the text it came from.
+
+    Private key: FOLDED_TEXT holds (text, text as the rules compare it), see compiler.fold.
     """
     snapshot: dict[str, Any] = {}
     _flatten(raw, "", snapshot)
@@ -162,7 +170,9 @@ def build_snapshot(raw: Mapping[str, Any]) -> dict[str, Any]:
     body = body if isinstance(body, str) else ""
     text = f"{subject}\n{body}" if subject and body else subject or body
     snapshot["text"] = text
-    snapshot["sentiment"] = sentiment.score(text)
+    normalised = sentiment.normalise(text)  # once, for the score and for the rules' text matching
+    snapshot["sentiment"] = sentiment.score(normalised, normalised=True)
+    snapshot[FOLDED_TEXT] = (text, normalised.casefold())
     return snapshot
 
 

@@ -211,11 +211,25 @@ def _resolve_latin(tokens: list[tuple[str, str, float | None, str]]) -> list[tup
     return out
 
 
-def analyse(text: str | None) -> SentimentResult:
-    """Score `text` and return the contributing terms; empty or missing text scores 0."""
+def normalise(text: str) -> str:
+    """The text as the scorer reads it: NFKC (full-width letters, digits and punctuation from
+    Chinese input methods become ASCII) and the typographic apostrophe (’) made plain.
+
+    Casefolded, it is also the form the rules' text operators compare (compiler.fold), so
+    build_snapshot normalises a ticket's text once for both. On Chinese text with full-width
+    punctuation NFKC is the expensive step, which is why it is shared."""
+    if text.isascii():
+        return text  # NFKC leaves ASCII alone, and there is no ’ in it
+    return unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+
+
+def analyse(text: str | None, normalised: bool = False) -> SentimentResult:
+    """Score `text` and return the contributing terms; empty or missing text scores 0.
+    `normalised=True` says `text` already went through `normalise`."""
     if not text:
         return SentimentResult(0.0, ())
-    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    if not normalised:
+        text = normalise(text)
     negate_left = 0  # tokens a pending negator can still reach
     negations = 0
     boost_left = 0
@@ -270,6 +284,6 @@ def analyse(text: str | None) -> SentimentResult:
     return SentimentResult(round(max(-1.0, min(1.0, score)), 3), hits)
 
 
-def score(text: str | None) -> float:
+def score(text: str | None, normalised: bool = False) -> float:
     """Sentiment of `text` in [-1, 1], rounded to 3 decimals (stable in traces and histories)."""
-    return analyse(text).score
+    return analyse(text, normalised).score

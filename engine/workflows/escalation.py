@@ -31,6 +31,9 @@ class EscalationMixin:
         st = self._state
         while st.status != "resolved":
             await self._fire_due()
+            if self._v3:
+                await self._staffing()
+                await self._project()
             if st.status == "resolved":
                 break
             now = workflow.now()
@@ -38,15 +41,45 @@ class EscalationMixin:
             if self._followups:
                 first = min(datetime.fromisoformat(at) for at, _, _ in self._followups)
                 deadline = first if deadline is None else min(deadline, first)
+            silent = self._silent_deadline() if self._v3 else None
+            if silent is not None:
+                deadline = silent if deadline is None else min(deadline, silent)
             timeout = None if deadline is None else max(timedelta(seconds=1), deadline - now)
-            status_before, events_before = st.status, len(st.sla_events)
+            status_before, events_before, wake_before = st.status, len(st.sla_events), self._wake
             try:
                 await workflow.wait_condition(
-                    lambda: st.status != status_before or len(st.sla_events) != events_before,
+                    lambda: st.status != status_before or len(st.sla_events) != events_before or self._wake != wake_before,
                     timeout=timeout,
                 )
             except TimeoutError:
                 pass
+
+    def _silent_deadline(self) -> datetime | None:
+        """When the assignee must have answered by (routing's `reassign_after`), if they have not yet."""
+        st = self._state
+        after = next((d.actions.get("reassign_after") for d in reversed(st.decisions) if d.group == "routing"), None)
+        if not after or not st.assignee or not self._assigned_at:
+            return None
+        if any(m.role == "agent" and m.author == st.assignee and m.at >= self._assigned_at for m in st.messages):
+            return None
+        return datetime.fromisoformat(self._assigned_at) + timedelta(seconds=int(after))
+
+    async def _staffing(self) -> None:
+        """Queued tickets try again when told a slot opened; silent or offline assignees hand over."""
+        st = self._state
+        if st.assignee is None and self._assign_wanted:
+            self._assign_wanted = False
+            await self._reassign(team=st.team or "", why="a slot opened in the team")
+        elif self._unavailable and self._unavailable == st.assignee:
+            gone, self._unavailable = self._unavailable, ""
+            await self._reassign(team=st.team or "", why=f"{gone} went offline", exclude_current=True)
+        else:
+            deadline = self._silent_deadline()
+            if deadline is not None and workflow.now() >= deadline:
+                silent = st.assignee
+                await self._reassign(team=st.team or "", why=f"{silent} did not answer in time", exclude_current=True)
+                if st.assignee != silent:
+                    await self._notify_staff(["team_lead"], f"{st.ticket_id} moved from {silent}: no answer in time", f"silent:{silent}:{self._assigned_at}")
 
     async def _fire_due(self) -> None:
         """Fire every threshold reached and every follow-up due, oldest first, each exactly once."""
@@ -108,9 +141,9 @@ class EscalationMixin:
         st = self._state
         old = st.priority
         st.priority = priority
-        st.decisions.append(Decision(group="priority", rule_id=f"manual:{by}" if by else "escalation", rule_ids=[],
-                                     actions={"priority": priority}, ruleset_version=version,
-                                     trace=[{"reason": why, "from": old}], at=self._now()))
+        self._record(Decision(group="priority", rule_id=f"manual:{by}" if by else "escalation", rule_ids=[],
+                              actions={"priority": priority}, ruleset_version=version,
+                              trace=[{"reason": why, "from": old}], at=self._now()))
         workflow.upsert_search_attributes(ticket_search_attributes(priority=priority))
         self._message("system", "priority", f"priority {old} → {priority}: {why}")
         result = await self._evaluate(["sla_policy"])

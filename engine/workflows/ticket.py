@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
         AgentReply,
         EscalateCommand,
         HoldCommand,
+        JournalEntry,
+        ProjectionUpdate,
         SetPriorityCommand,
         Assignment,
         AssignmentRequest,
@@ -76,6 +78,14 @@ class TicketWorkflow(EscalationMixin):
         self._fired: set[str] = set()  # SLA thresholds already acted on ("metric:cycle:fraction")
         self._followups: list[tuple[str, str, str]] = []  # (at, metric, threshold key) escalation re-checks
         self._v2 = False
+        self._v3 = False
+        self._journal: list[JournalEntry] = []  # what the store's ticket_event table gets
+        self._projected = 0
+        self._wake = 0  # bumped by signals the waiting loop must react to
+        self._assign_wanted = False
+        self._unavailable = ""
+        self._released = False
+        self._assigned_at = ""
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -86,6 +96,8 @@ class TicketWorkflow(EscalationMixin):
         # Tickets started before warnings, escalation and the four-metric clock keep the v1 timer
         # logic, so their histories replay; every new ticket takes the v2 path.
         self._v2 = workflow.patched("sla-escalation-v2")
+        # v3: the SQL projection, queues when nobody is free, release on resolve, reassignment.
+        self._v3 = self._v2 and workflow.patched("store-v3")
         self._message("customer", ev.customer.id, ev.body)
         self._stage("receive")
         self._sla("opened")
@@ -113,22 +125,66 @@ class TicketWorkflow(EscalationMixin):
         await self._send("acknowledgement", "ack", first_response=self._first_response_text())
         self._set_status("open")
         self._stage("respond")
+        await self._project()
 
         while True:
+            if self._v3 and self._released:
+                self._released = False
+                await self._reassign(team=st.team or "", why="reopened")
             if self._v2:
                 await self._until_resolved_v2()
             else:
                 await self._until_resolved()
+            if self._v3:
+                await self._release()  # resolved: the agent's slot is free for the next ticket
+                await self._project()
             if await self._survey():
                 break
         self._set_status("closed")
         self._stage("close")
         await self._send("closed", "closed")
-        await workflow.execute_activity(
-            "release_assignment", st.ticket_id, start_to_close_timeout=ACTIVITY_TIMEOUT
-        )
+        if self._v3:
+            await self._release()
+            await self._project(closing=True)
+        else:
+            await workflow.execute_activity(
+                "release_assignment", st.ticket_id, start_to_close_timeout=ACTIVITY_TIMEOUT
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._snapshot_state()
+
+    async def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        waiting = await workflow.execute_activity(
+            "release_assignment", self._state.ticket_id, start_to_close_timeout=ACTIVITY_TIMEOUT, result_type=list[str]
+        )
+        for ticket_id in waiting or []:
+            # Queued tickets are told a slot opened; they assign themselves (no polling anywhere).
+            await workflow.get_external_workflow_handle(ticket_id).signal("assignment_available")
+
+    async def _project(self, closing: bool = False) -> None:
+        if not self._v3 or (len(self._journal) == self._projected and not closing):
+            return
+        st = self._state
+        first_reply = next((m.at for m in st.messages if m.role == "agent"), None)
+        stages: dict[str, str] = {}
+        for rec in st.stages:
+            stages.setdefault(rec.stage, rec.at)
+        update = ProjectionUpdate(
+            ticket_id=st.ticket_id, status=st.status, channel=st.channel, customer_id=st.customer.id,
+            customer_tier=st.customer.tier, opened_at=st.stages[0].at, priority=st.priority, category=st.category,
+            team=st.team, assignee=st.assignee, ruleset_version=st.ruleset_version, sla_policy=st.sla_policy,
+            escalation_tier=st.escalation_tier, reopen_count=st.reopen_count, first_response_at=first_reply,
+            resolved_at=next((r.at for r in reversed(st.stages) if r.stage == "resolve"), None),
+            closed_at=stages.get("close"), stages=stages,
+            sla={c.metric: {"state": c.state, "elapsed_seconds": c.elapsed_seconds, "target_seconds": c.target_seconds,
+                            "breached_at": c.breached_at} for c in self._clocks()},
+            survey=st.survey, events=self._journal[self._projected:],
+        )
+        await workflow.execute_local_activity("project_ticket", update, start_to_close_timeout=EVAL_TIMEOUT, retry_policy=EVAL_RETRY)
+        self._projected = len(self._journal)
 
     async def _until_resolved(self) -> None:
         """Wait for resolution with one durable timer: the next SLA breach of a running clock."""
@@ -161,7 +217,6 @@ class TicketWorkflow(EscalationMixin):
     async def _survey(self) -> bool:
         """Run the follow-up survey; False when the ticket was reopened before it finished."""
         st = self._state
-        self._reopened = False
         decision = await self._evaluate(["survey"])
         self._apply(decision.decisions)
         plan = next((d.actions for d in decision.decisions if d.group == "survey"), DEFAULT_SURVEY)
@@ -197,7 +252,7 @@ class TicketWorkflow(EscalationMixin):
     @workflow.update
     async def agent_reply(self, cmd: AgentReply) -> CommandResult:
         self._replies += 1
-        self._message("agent", cmd.agent, cmd.body)
+        self._message("agent", cmd.agent, cmd.body + (f" (forced by {cmd.forced_by})" if cmd.forced_by else ""))
         if self._v2:
             self._sla("agent_reply")
         elif not any(e.kind == "first_response" for e in self._state.sla_events):
@@ -208,7 +263,7 @@ class TicketWorkflow(EscalationMixin):
 
     @agent_reply.validator
     def _check_reply(self, cmd: AgentReply) -> None:
-        self._require_assignee(cmd.agent, "reply")
+        self._require_assignee(cmd.agent, "reply", cmd.forced_by)
         if self._state.status not in REPLYABLE:
             raise ValueError(f"cannot reply to ticket {self._state.ticket_id} while it is {self._state.status}")
         if not cmd.body.strip():
@@ -216,7 +271,9 @@ class TicketWorkflow(EscalationMixin):
 
     @workflow.update
     def resolve(self, cmd: ResolveCommand) -> CommandResult:
-        self._message("agent", cmd.agent, cmd.note or "resolved")
+        self._reopened = False  # a reopen from here on cancels this resolution's survey
+        note = cmd.note or "resolved"
+        self._message("agent", cmd.agent, note + (f" (forced by {cmd.forced_by})" if cmd.forced_by else ""))
         self._sla("resolved")
         self._set_status("resolved")
         self._stage("resolve")
@@ -224,7 +281,7 @@ class TicketWorkflow(EscalationMixin):
 
     @resolve.validator
     def _check_resolve(self, cmd: ResolveCommand) -> None:
-        self._require_assignee(cmd.agent, "resolve")
+        self._require_assignee(cmd.agent, "resolve", cmd.forced_by)
         if self._state.status not in REPLYABLE:
             raise ValueError(f"cannot resolve ticket {self._state.ticket_id} while it is {self._state.status}")
 
@@ -330,13 +387,29 @@ class TicketWorkflow(EscalationMixin):
         if not cmd.by.strip() or not cmd.reason.strip():
             raise ValueError("an escalation needs --by and --reason")
 
+    @workflow.signal
+    def assignment_available(self) -> None:
+        """A slot opened in the ticket's team (an agent freed up or came online)."""
+        if self._state.assignee is None:
+            self._assign_wanted = True
+            self._wake += 1
+
+    @workflow.signal
+    def assignee_unavailable(self, agent: str) -> None:
+        """The assignee went offline: give the ticket to someone who can answer."""
+        if agent and agent == self._state.assignee and self._state.status in REPLYABLE:
+            self._unavailable = agent
+            self._wake += 1
+
     @workflow.query
     def state(self) -> TicketState:
         return self._snapshot_state()
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _require_assignee(self, agent: str, action: str) -> None:
+    def _require_assignee(self, agent: str, action: str, forced_by: str = "") -> None:
+        if forced_by:
+            return  # a supervisor acts for the assignee; the CLI checked the rank, history records it
         assignee = self._state.assignee
         if assignee is None:
             raise ValueError(f"ticket {self._state.ticket_id} is not assigned yet")
@@ -361,7 +434,7 @@ class TicketWorkflow(EscalationMixin):
     def _apply(self, decisions: list[Decision]) -> None:
         st = self._state
         for d in decisions:
-            st.decisions.append(d)
+            self._record(d)
             a = d.actions
             if d.group == "classification":
                 st.category = a.get("category", st.category)
@@ -381,7 +454,8 @@ class TicketWorkflow(EscalationMixin):
         if not st.team:
             raise ApplicationError("routing rules chose no team; add a catch-all rule to the routing group")
         await self._reassign(team=st.team, why="")
-        self._set_status("assigned")
+        if st.assignee:
+            self._set_status("assigned")
 
     async def _reassign(self, team: str, why: str, exclude_current: bool = False, min_tier: str = "") -> None:
         st = self._state
@@ -400,8 +474,18 @@ class TicketWorkflow(EscalationMixin):
             result_type=Assignment,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
         )
-        st.team, st.assignee = assignment.team, assignment.agent
         reason = f"{why}; {assignment.reason}" if why else assignment.reason
+        if not assignment.agent:  # nobody can take it now: it waits in the team's queue
+            st.team, st.assignee = assignment.team, None
+            self._message("system", "assignment", f"waiting in the {assignment.team} queue: {reason}")
+            self._log("queued", {"team": assignment.team, "reason": reason})
+            workflow.upsert_search_attributes(ticket_search_attributes(team=assignment.team, assignee="(queue)"))
+            return
+        changed = assignment.agent != st.assignee
+        st.team, st.assignee = assignment.team, assignment.agent
+        if changed:
+            self._assigned_at = self._now()
+            self._log("assigned", {"team": assignment.team, "agent": assignment.agent, "reason": reason})
         self._message("system", "assignment", f"assigned to {assignment.agent} in {assignment.team}: {reason}")
         workflow.upsert_search_attributes(ticket_search_attributes(team=assignment.team, assignee=assignment.agent))
 
@@ -474,6 +558,15 @@ class TicketWorkflow(EscalationMixin):
 
     def _stage(self, stage: str) -> None:
         self._state.stages.append(StageRecord(stage=stage, at=self._now()))
+        self._log("stage", {"stage": stage})
+
+    def _log(self, kind: str, data: dict[str, Any]) -> None:
+        self._journal.append(JournalEntry(seq=len(self._journal), at=self._now(), kind=kind, data=data))
+
+    def _record(self, d: Decision) -> None:
+        self._state.decisions.append(d)
+        self._log("decision", {"group": d.group, "rule_id": d.rule_id, "rule_ids": d.rule_ids,
+                               "actions": d.actions, "ruleset_version": d.ruleset_version})
 
     def _message(self, role: str, author: str, body: str) -> None:
         self._state.messages.append(Message(author=author, role=role, body=body, at=self._now()))
@@ -489,4 +582,5 @@ class TicketWorkflow(EscalationMixin):
             return
         self._state.status = status
         self._sla("status", status)
+        self._log("status", {"status": status})
         workflow.upsert_search_attributes(ticket_search_attributes(status=status))
