@@ -31,6 +31,25 @@ TicketArg = Annotated[str, typer.Argument(help="Ticket id, e.g. TF-7K2M9QXA4B.",
 AgentOpt = Annotated[str, typer.Option("--agent", "-a", help="Agent id doing this (must be the assignee).", show_default=False)]
 
 
+ForceOpt = Annotated[Optional[str], typer.Option("--force-by", help="A supervisor (team lead or manager) acting for the assignee; recorded.")]
+SUPERVISOR_TIERS = ("lead", "manager")
+
+
+def _supervisor(ctx: typer.Context, who: str | None) -> str:
+    """The supervisor's id after checking the store says they are one; "" when not forcing."""
+    if not who:
+        return ""
+    from engine.store import Store
+    from engine.store.directory import load_from_store
+
+    d = load_from_store(Store.open(settings(ctx).database_url))
+    agent = d.agents.get(who)
+    leads = {t.lead for t in d.teams.values()}
+    if agent is None or (agent.tier not in SUPERVISOR_TIERS and who not in leads):
+        raise CliError(f"--force-by {who}: only a team lead or a manager may act for the assignee")
+    return who
+
+
 def register(app: typer.Typer) -> None:
     app.command("submit")(submit)
     app.command("show")(show)
@@ -182,13 +201,15 @@ def reply(
     agent: AgentOpt,
     body: Annotated[str, typer.Option("--body", "-b", help="Reply text sent to the customer.", show_default=False)],
     wait: Annotated[bool, typer.Option("--wait-for-customer", help="The reply asks the customer something: pause the SLA until they answer.")] = False,
+    force_by: ForceOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Reply to the customer as the assigned agent.
+    """Reply to the customer as the assigned agent (or for them, with a supervisor's --force-by).
 
     Example: ticketflow reply TF-7K2M9QXA4B --agent wang.fang --body "Your refund is on its way"
     """
-    _update(ctx, ticket_id, tickets.reply, AgentReply(agent=agent, body=body, wait_for_customer=wait), as_json, "reply sent")
+    cmd = AgentReply(agent=agent, body=body, wait_for_customer=wait, forced_by=_supervisor(ctx, force_by))
+    _update(ctx, ticket_id, tickets.reply, cmd, as_json, "reply sent")
 
 
 def customer_reply(
@@ -215,13 +236,15 @@ def resolve(
     ticket_id: TicketArg,
     agent: AgentOpt,
     note: Annotated[str, typer.Option(help="Resolution note.")] = "",
+    force_by: ForceOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Mark the ticket resolved; the follow-up survey starts after the configured delay.
 
     Example: ticketflow resolve TF-7K2M9QXA4B --agent wang.fang --note "refund issued"
     """
-    _update(ctx, ticket_id, tickets.resolve, ResolveCommand(agent=agent, note=note), as_json, "resolved")
+    cmd = ResolveCommand(agent=agent, note=note, forced_by=_supervisor(ctx, force_by))
+    _update(ctx, ticket_id, tickets.resolve, cmd, as_json, "resolved")
 
 
 def reopen(
