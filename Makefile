@@ -3,7 +3,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo dev test install
+.PHONY: demo dev test install postgres
 
 install: $(STAMP)
 
@@ -19,5 +19,10 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(VENV)/bin/ticketflow dev
 
-test: $(STAMP)
+# The store tests need a PostgreSQL: as root with no TICKETFLOW_TEST_PG_URL given, install and start
+# Debian's (idempotent, about a minute the first time); otherwise use the URL you set.
+postgres:
+	@if [ -z "$$TICKETFLOW_TEST_PG_URL" ] && [ "$$(id -u)" = 0 ]; then bash scripts/postgres.sh; fi
+
+test: $(STAMP) postgres
 	$(VENV)/bin/pytest -q
