@@ -87,7 +87,7 @@ class AssignmentActivities:
             if existing is not None and existing.active and existing.team == req.team and existing.agent not in req.exclude:
                 current = s.get(AgentRow, existing.agent)
                 if not req.min_tier or (current and TIER_RANK.get(current.tier, 0) >= TIER_RANK.get(req.min_tier, 0)):
-                    return Assignment(team=existing.team, agent=existing.agent, reason="already assigned (retry)")
+                    return Assignment(team=existing.team, agent=existing.agent, reason=f"{existing.agent} already holds it")
             team = s.get(TeamRow, req.team)
             members = [agent_of(r) for r in s.exec(select(AgentRow).where(AgentRow.team == req.team)).all()]
             if team is None or not members:

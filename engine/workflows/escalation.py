@@ -131,7 +131,8 @@ class EscalationMixin:
         st.escalation_tier = tier
         self._stage(f"escalate:{tier}")
         if tier == "senior":
-            await self._reassign(team=team or st.team or "", why=f"tier up to senior ({rule_id})", exclude_current=True, min_tier="senior")
+            # A senior assignee keeps the ticket; otherwise a senior of the team takes it.
+            await self._reassign(team=team or st.team or "", why=f"tier up to senior ({rule_id})", min_tier="senior")
         else:
             await self._reassign(team=team or TIER_TEAM[tier], why=f"tier up to {tier} ({rule_id})")
 
