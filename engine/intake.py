@@ -87,3 +87,17 @@ def ticket_id_for(event: TicketEvent) -> str:
     """A stable id from channel + event id: a channel that delivers the same event twice opens one ticket."""
     digest = hashlib.sha256(f"{event.channel}\x00{event.event_id}".encode()).digest()
     return "TF-" + base64.b32encode(digest)[:10].decode()
+
+
+def raw_snapshot(event: TicketEvent) -> dict[str, Any]:
+    """What the rules see of a new ticket: the same fields the workflow's first evaluation sends."""
+    raw: dict[str, Any] = {
+        "channel": event.channel, "is_public": event.is_public, "subject": event.subject, "body": event.body,
+        "customer.id": event.customer.id, "customer.tier": event.customer.tier,
+        "customer.language": event.customer.language, "status": "received", "reopen_count": 0, "tags": [],
+    }
+    if event.order_value is not None:
+        raw["order_value"] = event.order_value
+    if event.prior_contacts is not None:
+        raw["prior_contacts"] = event.prior_contacts
+    return raw

@@ -182,6 +182,13 @@ class EscalateCommand:
 
 
 @dataclass
+class MigrateCommand:
+    version: str
+    by: str
+    reason: str = ""
+
+
+@dataclass
 class StaffNotice:
     """An internal message to people (assignee, team lead, manager) about a ticket."""
 

@@ -31,9 +31,9 @@ from engine.workflows import TicketWorkflow
 log = logging.getLogger("ticketflow.worker")
 
 
-def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, registry: RulesetRegistry) -> Worker:
+def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor, registry: RulesetRegistry,
+                 store: Store) -> Worker:
     """Validate agents and the store first: a worker that starts is a worker that can work."""
-    store = Store.open(settings.database_url)
     if is_empty(store):
         teams, agents = import_directory(store, load_directory(settings.agents_file))
         log.info("store had no agents: imported %d teams and %d agents from %s", teams, agents, settings.agents_file)
@@ -63,9 +63,10 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
 async def running_worker(client: Client, settings: Settings, *, watch_rules: bool = True) -> AsyncIterator[Worker]:
     """A running worker; with `watch_rules`, edits to the rules (or SIGHUP) reload them live."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    registry = RulesetRegistry(settings.rules_dir, settings.data_dir)
+    store = Store.open(settings.database_url)
+    registry = RulesetRegistry(settings.rules_dir, settings.data_dir, store)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
-        worker = build_worker(client, settings, executor, registry)
+        worker = build_worker(client, settings, executor, registry, store)
         watcher = asyncio.create_task(RulesWatcher(registry, settings.rules_dir).run()) if watch_rules else None
         try:
             async with worker:

@@ -1,14 +1,16 @@
 """The rule-evaluation local activity and the registry of ruleset versions a worker can evaluate.
 
-A ticket is pinned to the ruleset version it opened under. The registry keeps every version this
-worker has loaded as JSON under `<data dir>/rulesets/<version>.json`, so a ticket opened before a
-rules change keeps its rules after the change and after a restart.
+A ticket is pinned to the ruleset version it opened under. New tickets get the version activated
+in the store (`rules activate`), or, with none active, the worker's rules directory. The registry
+keeps every version this worker has loaded as JSON under `<data dir>/rulesets/<version>.json` and
+finds others in the store, so a pinned ticket keeps its rules on any worker, after any change.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 from temporalio import activity
@@ -16,16 +18,36 @@ from temporalio.exceptions import ApplicationError
 
 from engine.models import Decision, EvaluationRequest, EvaluationResult
 from engine.ruleset import Ruleset, build_snapshot, load_ruleset
+from engine.ruleset.calendars import policies_with_calendars
 from engine.ruleset.stages import deciding_rule
+from engine.store import Store
+from engine.store import rulesets as store_rulesets
+
+
+ACTIVE_TTL = 2.0  # seconds a worker trusts its view of the store's active version
 
 
 class RulesetRegistry:
-    def __init__(self, rules_dir: Path, data_dir: Path) -> None:
+    def __init__(self, rules_dir: Path, data_dir: Path, store: Store | None = None) -> None:
         self._dir = data_dir / "rulesets"
         self._lock = threading.Lock()
         self._versions: dict[str, Ruleset] = {}
         self._policies: dict[str, dict[str, dict]] = {}
+        self._store = store
+        self._store_active: tuple[float, str | None] = (-ACTIVE_TTL, None)
+        self.active_ttl = ACTIVE_TTL
         self.active = self.reload(rules_dir)
+
+    def for_new_ticket(self) -> Ruleset:
+        """The store's active version when one is activated, else the rules directory's."""
+        if self._store is None:
+            return self.active
+        checked, version = self._store_active
+        if time.monotonic() - checked >= self.active_ttl:
+            found = store_rulesets.active(self._store)
+            version = found[0] if found else None
+            self._store_active = (time.monotonic(), version)
+        return self.get(version) if version else self.active
 
     def reload(self, rules_dir: Path) -> Ruleset:
         """Load and validate `rules_dir`; on error raise and keep the last good version active."""
@@ -46,33 +68,28 @@ class RulesetRegistry:
         with self._lock:
             cached = self._policies.get(ruleset.version)
         if cached is None:
-            data = ruleset.to_dict()
-            calendars = data.get("calendars", {})
-            cached = {}
-            for name, policy in ruleset.sla_policies.items():
-                policy = dict(policy)
-                if policy.get("calendar") in calendars:
-                    spec = calendars[policy["calendar"]]
-                    policy["calendar"] = {"name": policy["calendar"], "tz": spec["timezone"], "hours": spec["hours"], "holidays": spec["holidays"]}
-                cached[name] = policy
+            cached = policies_with_calendars(ruleset)
             with self._lock:
                 self._policies[ruleset.version] = cached
         return cached
 
     def get(self, version: str | None) -> Ruleset:
         if version is None:
-            return self.active
+            return self.for_new_ticket()
         with self._lock:
             found = self._versions.get(version)
         if found is not None:
             return found
         path = self._dir / f"{version}.json"
-        if not path.exists():
+        data = json.loads(path.read_text("utf-8")) if path.exists() else None
+        if data is None and self._store is not None:
+            data = store_rulesets.data_of(self._store, version)
+        if data is None:
             raise ApplicationError(
-                f"ruleset version {version} is not known to this worker (no {path}); "
-                "publish it or start the worker with the rules it was pinned to"
+                f"ruleset version {version} is not known to this worker (not in {self._dir} nor the store); "
+                "publish it (ticketflow rules publish) or start the worker with the rules it was pinned to"
             )
-        ruleset = Ruleset.from_dict(json.loads(path.read_text("utf-8")))
+        ruleset = Ruleset.from_dict(data)
         with self._lock:
             self._versions[version] = ruleset
         return ruleset

@@ -14,7 +14,7 @@ from rich.table import Table
 from engine.cli.common import CliError, print_json
 from engine.cli.render import console
 from engine.config import Settings
-from engine.intake import EventInvalid, parse_event
+from engine.intake import EventInvalid, parse_event, raw_snapshot
 from engine.ruleset import Ruleset, RulesetError, load_ruleset
 from engine.ruleset.fixtures import FixtureError, run_fixtures
 from engine.ruleset.lint import lint_ruleset
@@ -142,19 +142,9 @@ def _read_ticket(path: Path) -> dict[str, Any]:
         raise CliError(f"{path}: expected a ticket event or a ticket mapping")
     if "event_id" in data:  # a channel event: validate it as intake would
         try:
-            ev = parse_event(data)
+            return raw_snapshot(parse_event(data))
         except EventInvalid as exc:
             raise CliError(f"{path}: {exc}") from None
-        raw: dict[str, Any] = {
-            "channel": ev.channel, "is_public": ev.is_public, "subject": ev.subject, "body": ev.body,
-            "customer": {"id": ev.customer.id, "tier": ev.customer.tier, "language": ev.customer.language},
-            "status": "received", "reopen_count": 0, "tags": [],
-        }
-        if ev.order_value is not None:
-            raw["order_value"] = ev.order_value
-        if ev.prior_contacts is not None:
-            raw["prior_contacts"] = ev.prior_contacts
-        return raw
     return data.get("ticket", data)
 
 
@@ -207,3 +197,254 @@ def explain(
             result = "[bold green]matched[/bold green]" if entry.get("matched") else "no"
             table.add_row(entry["rule_id"], result, "\n".join(_leaf_text(leaf) for leaf in leaves) or "(catch-all)")
         console.print(table)
+
+
+# ---- published versions ------------------------------------------------------------------------
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from engine.store import Store
+
+    return Store.open(Settings.from_env().database_url)
+
+
+def _ruleset_from(ref: str) -> tuple[Ruleset, str]:
+    """A rules directory, or a published version (id or prefix)."""
+    path = Path(ref)
+    if path.is_dir():
+        return _load(path, False), str(path)
+    from engine.store.rulesets import UnknownVersion, find
+
+    try:
+        row = find(_store(), ref)
+    except UnknownVersion as exc:
+        raise CliError(f"{ref}: not a rules directory, and {exc}") from None
+    return Ruleset.from_dict(row.data, source=f"version {row.version}"), f"version {row.version}"
+
+
+@rules_app.command("publish")
+def publish(
+    directory: DirArg = None,
+    message: Annotated[str, typer.Option("--message", "-m", help="What changed and why.", show_default=False)] = "",
+    author: Annotated[str, typer.Option(help="Who publishes (default: $USER).")] = "",
+    activate: Annotated[bool, typer.Option("--activate", help="Also make it the version new tickets get.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate the rules and store them as a version (its id is the content hash).
+
+    Example: ticketflow rules publish rules/ -m "VIP refunds go to vip-care" --activate
+    """
+    import getpass
+
+    from engine.store.rulesets import publish as do_publish
+
+    if not message.strip():
+        raise typer.BadParameter("say what changed: -m MESSAGE")
+    path = _dir(directory)
+    rs = _load(path, as_json)
+    result = do_publish(_store(), rs, author or getpass.getuser(), message, activate)
+    if as_json:
+        print_json({"version": result.version, "new": result.created, "active": activate})
+    else:
+        typer.echo(f"{'published' if result.created else 'already published'} version {result.version}"
+                   + (" (now active)" if activate else ""))
+
+
+@rules_app.command("versions")
+def versions_cmd(as_json: JsonFlag = False) -> None:
+    """Published versions, newest first; * marks the one new tickets get.
+
+    Example: ticketflow rules versions
+    """
+    from engine.store.rulesets import versions
+
+    rows = versions(_store())
+    if as_json:
+        print_json([{"version": r.version, "active": r.active, "author": r.author, "message": r.message,
+                     "created_at": r.created_at.isoformat()} for r in rows])
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("", "version", "published", "author", "message"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row("*" if r.active else "", r.version, r.created_at.strftime("%Y-%m-%d %H:%M"), r.author, r.message)
+    console.print(table)
+    if not any(r.active for r in rows):
+        console.print("no version is active: workers use their rules directory")
+
+
+@rules_app.command("activate")
+def activate_cmd(
+    version: Annotated[Optional[str], typer.Argument(help="Version id or prefix.", show_default=False)] = None,
+    directory: Annotated[bool, typer.Option("--directory", help="Deactivate: workers go back to their rules directory.")] = False,
+) -> None:
+    """Make a published version the one new tickets are pinned to (rolling back is activating an older one).
+
+    Example: ticketflow rules activate 7db7bd
+    """
+    from engine.store.rulesets import activate_version, find
+
+    if directory == bool(version):
+        raise typer.BadParameter("give a VERSION or --directory")
+    store = _store()
+    target = None if directory else find(store, version or "").version
+    activate_version(store, target)
+    typer.echo(f"version {target} is active for new tickets" if target else "no version active: workers use their rules directory")
+
+
+def _rule_map(data: dict) -> dict[str, dict]:
+    return {r["id"]: {"group": g["name"], **r} for g in data.get("groups", []) for r in g["rules"]}
+
+
+@rules_app.command("diff")
+def diff_cmd(a: Annotated[str, typer.Argument(help="Version or directory.")], b: Annotated[str, typer.Argument(help="Version or directory.")],
+             as_json: JsonFlag = False) -> None:
+    """What changed between two versions (or directories): rules added, removed, changed; policies; calendars.
+
+    Example: ticketflow rules diff 7db7bd rules/
+    """
+    left, left_name = _ruleset_from(a)
+    right, right_name = _ruleset_from(b)
+    da, db = left.to_dict(), right.to_dict()
+    ra, rb = _rule_map(da), _rule_map(db)
+    out: dict[str, list] = {"added": sorted(set(rb) - set(ra)), "removed": sorted(set(ra) - set(rb)), "changed": []}
+    for rid in sorted(set(ra) & set(rb)):
+        parts = [k for k in ("when", "then", "description", "group") if ra[rid].get(k) != rb[rid].get(k)]
+        order_a = [r["id"] for g in da["groups"] for r in g["rules"] if g["name"] == ra[rid]["group"]]
+        order_b = [r["id"] for g in db["groups"] for r in g["rules"] if g["name"] == rb[rid]["group"]]
+        if order_a.index(rid) != order_b.index(rid):
+            parts.append("position")
+        if parts:
+            out["changed"].append({"rule": rid, "what": parts, "before": {k: ra[rid].get(k) for k in parts if k != "position"},
+                                   "after": {k: rb[rid].get(k) for k in parts if k != "position"}})
+    for section in ("sla_policies", "calendars"):
+        sa_, sb_ = da.get(section, {}), db.get(section, {})
+        out[section] = [{"name": n, "before": sa_.get(n), "after": sb_.get(n)} for n in sorted(set(sa_) | set(sb_)) if sa_.get(n) != sb_.get(n)]
+    if as_json:
+        print_json({"from": left.version, "to": right.version, **out})
+        return
+    typer.echo(f"{left_name} ({left.version}) → {right_name} ({right.version})")
+    if left.version == right.version:
+        typer.echo("identical")
+        return
+    for rid in out["added"]:
+        typer.echo(f"+ rule {rid} ({rb[rid]['group']}): when {json.dumps(rb[rid].get('when'), ensure_ascii=False)} then {json.dumps(rb[rid]['then'], ensure_ascii=False)}")
+    for rid in out["removed"]:
+        typer.echo(f"- rule {rid} ({ra[rid]['group']})")
+    for ch in out["changed"]:
+        typer.echo(f"~ rule {ch['rule']}: {', '.join(ch['what'])}")
+        for k in ch["before"]:
+            typer.echo(f"    {k}: {json.dumps(ch['before'][k], ensure_ascii=False)}")
+            typer.echo(f"    {' ' * len(k)}→ {json.dumps(ch['after'][k], ensure_ascii=False)}")
+    for section in ("sla_policies", "calendars"):
+        for item in out[section]:
+            typer.echo(f"~ {section[:-1] if section == 'calendars' else 'sla policy'} {item['name']}: "
+                       f"{json.dumps(item['before'], ensure_ascii=False)[:120]} → {json.dumps(item['after'], ensure_ascii=False)[:120]}")
+
+
+@rules_app.command("migrate")
+def migrate_cmd(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Published version (id or prefix).", show_default=False)],
+    by: Annotated[str, typer.Option(help="Who migrates (recorded in each ticket).", show_default=False)],
+    query: Annotated[Optional[str], typer.Option(help='Which open tickets, e.g. \'Channel = "weibo"\' (default: all open).')] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Move open tickets to another ruleset version through a workflow update recorded in their history.
+
+    Example: ticketflow rules migrate --to 7db7bd --by lead.anna --query 'Priority = "P1"'
+    """
+    import asyncio
+
+    from engine import tickets
+    from engine.cli.common import client_for
+    from engine.models import MigrateCommand
+    from engine.store.rulesets import find
+
+    version = find(_store(), to).version
+
+    async def go() -> tuple[list[str], list[str]]:
+        client = await client_for(ctx)
+        q = tickets.build_query(status="assigned,open,pending_customer,on_hold,resolved,surveying", extra=query)
+        moved, refused = [], []
+        for row in await tickets.list_tickets(client, q, limit=10000):
+            try:
+                await tickets.handle(client, row.ticket_id).execute_update("migrate_ruleset", MigrateCommand(version, by, reason))
+                moved.append(row.ticket_id)
+            except Exception as exc:  # one ticket's refusal (already on it, just closed) must not stop the rest
+                refused.append(f"{row.ticket_id}: {getattr(getattr(exc, 'cause', None), 'message', None) or exc}")
+        return moved, refused
+
+    moved, refused = asyncio.run(go())
+    if as_json:
+        print_json({"version": version, "moved": moved, "refused": refused})
+    else:
+        for line in refused:
+            typer.echo(f"skipped {line}")
+        typer.echo(f"{len(moved)} ticket(s) moved to ruleset {version}; {len(refused)} skipped")
+
+
+@rules_app.command("backtest")
+def backtest_cmd(
+    ctx: typer.Context,
+    rules: Annotated[str, typer.Option("--rules", help="Candidate: a rules directory or a published version.", show_default=False)],
+    dir_: Annotated[Optional[Path], typer.Option("--dir", help="Exported histories (ticketflow export).")] = None,
+    query: Annotated[Optional[str], typer.Option(help="Past tickets from the server by visibility query.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many tickets from the server.")] = 5000,
+    details: Annotated[bool, typer.Option("--details", help="One line per changed ticket.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """What a candidate ruleset would have decided for past tickets, and the breaches it would add or remove.
+
+    Nothing live is touched: decisions are re-evaluated from each ticket's recorded inputs, SLA clocks
+    recomputed from its recorded events under the candidate's policy.
+
+    Example: ticketflow rules backtest --rules ./rules-candidate --dir exported/ --details
+    """
+    import asyncio
+
+    from engine.pasttickets import from_dir, from_server
+    from engine.ruleset.backtest import backtest
+
+    candidate, name = _ruleset_from(rules)
+    if dir_ is not None:
+        try:
+            past = list(from_dir(dir_))
+        except FileNotFoundError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        from engine.cli.common import client_for
+
+        async def collect():  # type: ignore[no-untyped-def]
+            client = await client_for(ctx)
+            return [p async for p in from_server(client, query, limit)]
+
+        past = asyncio.run(collect())
+    report = backtest(candidate, past)
+    if as_json:
+        print_json({
+            "candidate": report.candidate, "tickets": report.tickets, "changed": len(report.changed),
+            "fields": {k: dict(v) for k, v in report.field_changes.items()},
+            "breaches_added": dict(report.breaches_added), "breaches_removed": dict(report.breaches_removed),
+            "per_ticket": [t.__dict__ for t in report.changed],
+        })
+        return
+    console.print(f"candidate {name} ({report.candidate}) over {report.tickets} past tickets: {len(report.changed)} would change")
+    table = Table(title="decisions that would change", title_justify="left", box=None, header_style="bold")
+    for col in ("decision", "tickets", "change (recorded → candidate)"):
+        table.add_column(col)
+    for label, counter in report.field_changes.items():
+        table.add_row(label, str(sum(counter.values())), ", ".join(f"{k}: {n}" for k, n in counter.most_common(5)) or "-")
+    console.print(table)
+    sla = Table(title="SLA breaches (recomputed from recorded events)", title_justify="left", box=None, header_style="bold")
+    for col in ("metric", "would appear", "would disappear"):
+        sla.add_column(col)
+    for metric in sorted(set(report.breaches_added) | set(report.breaches_removed)) or ["(none)"]:
+        sla.add_row(metric, str(report.breaches_added.get(metric, 0)), str(report.breaches_removed.get(metric, 0)))
+    console.print(sla)
+    if details:
+        for t in report.changed:
+            parts = [f"{k} {a} → {b} (rule {t.rules[k][0] or '-'} → {t.rules[k][1] or '-'})" for k, (a, b) in t.changes.items()]
+            parts += [f"+breach {m}" for m in t.breaches_added] + [f"-breach {m}" for m in t.breaches_removed]
+            console.print(f"  {t.ticket_id}: " + "; ".join(parts))

@@ -118,3 +118,17 @@ def from_normalised(spec: dict[str, Any]) -> dict[str, Any]:
         "hours": spec["hours"],
         "holidays": spec.get("holidays", []),
     }
+
+
+def policies_with_calendars(ruleset: Any) -> dict[str, dict[str, Any]]:
+    """The ruleset's SLA policies with their calendar embedded as data (engine.calendar dict form),
+    so a pure SLA clock (workflow, audit, backtest) needs nothing else."""
+    calendars = ruleset.to_dict().get("calendars", {})
+    out: dict[str, dict[str, Any]] = {}
+    for name, policy in ruleset.sla_policies.items():
+        policy = dict(policy)
+        if policy.get("calendar") in calendars:
+            spec = calendars[policy["calendar"]]
+            policy["calendar"] = {"name": policy["calendar"], "tz": spec["timezone"], "hours": spec["hours"], "holidays": spec["holidays"]}
+        out[name] = policy
+    return out

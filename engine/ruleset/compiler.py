@@ -10,16 +10,26 @@ Every condition compiles to two closures: `test(snapshot) -> bool` for the hot p
 one trace entry per leaf it evaluates. Only explain mode and the rules that matched pay for
 recording.
 
-Why it is shaped the way it is (bench/rules_bench.py measures it against hand-written Python):
+Why it is shaped the way it is (bench/rules_bench.py measures it against hand-written Python;
+tests/test_ruleset_perf_semantics.py pins the behaviour of these paths):
 - A leaf is a closure over the snapshot dict itself, specialised per operator and field type, so
   a test is a dict lookup and a comparison; no context object is built per evaluation.
 - Text operators compare folded text (`fold`). Each text-like field has one `_TextField` per
   ruleset that keeps the last value it saw together with its folded form and the keywords found
   in it. Every test on that field shares it, in one group and across the groups evaluated on the
   same snapshot, so a ticket's text is folded and searched once rather than once per rule.
+  build_snapshot already folds `text` (fields.FOLDED_TEXT), sharing the costly NFKC pass with
+  sentiment scoring; a copy that does not belong to the snapshot's text is ignored.
 - All the keywords that contains_any / contains_all tests look for in one field are found by one
   regular-expression pass over the text (`_KeywordScanner`); each test is then a set operation.
-- Without explain, trace entries are built only for the rules that matched.
+- Without explain, trace entries are built only for the rules that matched, and for a rule whose
+  condition is one test or an `all` of tests without re-running them (`_matched_entry`).
+- Per result: GroupResult fills its frozen fields directly; actions are copied with dict() and
+  only their lists copied again. Building results is about half of an evaluation's cost.
+
+Deliberately not done: generating Python source per group (measured: no gain over these
+closures, since the text tests dominate), and caching across snapshots other than by the text
+value itself (snapshots are mutable dicts).
 """
 
 from __future__ import annotations
@@ -28,8 +38,9 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import sentiment
 from .fields import A_LIST, BOOL, ENUM, FIELDS, FOLDED_TEXT, GROUP_ACTIONS, INT, LIST, NUMBER, STRING, TEXT
@@ -88,7 +99,9 @@ _SCALARS = frozenset({int, float, bool, type(None)})  # trace them as they are
 
 def _leaf_entry(name: str, op: str, expected: Any) -> Callable[[Snapshot], dict[str, Any]]:
     """The trace entry of one leaf, without its result: {field, op, expected, actual}."""
-    shown = copy.deepcopy(expected)  # shared by every trace; traces are read, not edited
+    # Shared by every trace of this leaf (traces are read, not edited); a list is copied once so
+    # the trace never aliases the ruleset's own data. Values are JSON scalars or lists of them.
+    shown = list(expected) if isinstance(expected, list) else expected
 
     def entry(snap: Snapshot) -> dict[str, Any]:
         actual = snap.get(name)
@@ -113,11 +126,6 @@ def _is_word_char(char: str) -> bool:
     return char.isalnum() and char < "\u2e80"
 
 
-# `_is_word_char` as a regex class: [^\W_] is exactly str.isalnum, minus U+2E80 and above.
-_WORD_CLASS = "[^\\W_\u2e80-\U0010ffff]"
-_ASCII_WORD_CLASS = "[A-Za-z0-9]"  # the same on ASCII text
-
-
 def _finder(needle: str) -> Callable[[str], bool]:
     """`needle in text`, except that a keyword starting with a Latin letter or digit must start
     a word: "refund" finds "refunds" and "refunded" but "sue" does not find "issue". Chinese
@@ -139,12 +147,11 @@ def _finder(needle: str) -> Callable[[str], bool]:
     return find
 
 
-def _trie_pattern(words: list[str], word_start_after: Callable[[str], str] | None) -> str:
+def _trie_pattern(words: list[str]) -> str:
     """One regex alternation matching any of `words`, written as a trie: "ab(?:c|d)" instead of
     "abc|abd". At each position of a text the regex engine then follows one branch per
     character instead of trying every keyword, and it returns the LONGEST word starting there
-    (the shorter ones that start there are its prefixes). `word_start_after(char)`, when given,
-    is inserted after the first character of each word that must start a word."""
+    (the shorter ones that start there are its prefixes)."""
     trie: dict[str, dict] = {}
     for word in words:
         node = trie
@@ -152,13 +159,14 @@ def _trie_pattern(words: list[str], word_start_after: Callable[[str], str] | Non
             node = node.setdefault(char, {})
         node[""] = {}  # end of a word
 
-    def emit(node: dict[str, dict], depth: int) -> str:
+    escaped: dict[str, str] = {}  # re.escape per character is slow on a few thousand nodes
+
+    def emit(node: dict[str, dict]) -> str:
         branches = []
         for char in sorted(key for key in node if key):
-            piece = re.escape(char)
-            if depth == 0 and word_start_after is not None and _is_word_char(char):
-                piece += word_start_after(char)
-            branches.append(piece + emit(node[char], depth + 1))
+            if char not in escaped:
+                escaped[char] = re.escape(char)
+            branches.append(escaped[char] + emit(node[char]))
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
@@ -166,7 +174,7 @@ def _trie_pattern(words: list[str], word_start_after: Callable[[str], str] | Non
             body = f"(?:{body})?"
         return body
 
-    return emit(trie, 0)
+    return emit(trie)
 
 
 class _KeywordScanner:
@@ -178,27 +186,30 @@ class _KeywordScanner:
     position; the other keywords starting there are its prefixes (`_prefixes`). The search then
     resumes one character later, so overlapping keywords (多扣 and 扣款 in 多扣款) are all found.
 
-    The word-start rule needs the character before a keyword. Two patterns express it:
-    - any text: a lookbehind right after the keyword's first character, `r(?<!W r)efund`, so the
-      regex engine's quick scan for possible first characters still works;
-    - ASCII text (English tickets): match the non-word character before the keyword,
+    The word-start rule needs the character before a keyword:
+    - any text: the regex finds keywords anywhere, and a match of a keyword that must start a word
+      is kept only if the character before it is not a word character. All keywords found at one
+      position share their first character, hence the same rule. (A lookbehind in the regex would
+      do the same, but compiling the Unicode class it needs takes milliseconds per keyword.)
+    - ASCII text (English tickets): the regex matches the non-word character before the keyword,
       `[^A-Za-z0-9](refund|...)`, on the text with a newline in front. This lets the regex engine
-      skip whole words at once: only spaces and punctuation are tried, not every letter.
-    Only ASCII keywords can occur in ASCII text, so that pattern holds only those.
+      skip whole words at once: only spaces and punctuation are tried, not every letter. Only
+      ASCII keywords can occur in ASCII text, so that pattern holds only those.
     """
 
     def __init__(self, keywords: set[str]):
         self.always = frozenset(word for word in keywords if not word)  # "" is in every text
         words = sorted(word for word in keywords if word)
-        self._prefixes = {word: tuple(other for other in words if word.startswith(other)) for word in words}
-        lookbehind = lambda char: f"(?<!{_WORD_CLASS}{re.escape(char)})"  # noqa: E731
-        self._any = re.compile(_trie_pattern(words, lookbehind)) if words else None
+        known = set(words)
+        self._prefixes = {word: tuple(word[:end] for end in range(1, len(word) + 1) if word[:end] in known)
+                          for word in words}
+        self._starting = frozenset(word for word in words if _is_word_char(word[0]))
+        self._any = re.compile(_trie_pattern(words)) if words else None
         ascii_words = [word for word in words if word.isascii()]
-        starting = [word for word in ascii_words if _is_word_char(word[0])]
-        anywhere = [word for word in ascii_words if not _is_word_char(word[0])]
-        self._ascii_starting = (re.compile(f"[^A-Za-z0-9]({_trie_pattern(starting, None)})")
-                                if starting else None)
-        self._ascii_anywhere = re.compile(_trie_pattern(anywhere, None)) if anywhere else None
+        starting = [word for word in ascii_words if word in self._starting]
+        anywhere = [word for word in ascii_words if word not in self._starting]
+        self._ascii_starting = re.compile(f"[^A-Za-z0-9]({_trie_pattern(starting)})") if starting else None
+        self._ascii_anywhere = re.compile(_trie_pattern(anywhere)) if anywhere else None
 
     def find(self, text: str) -> frozenset[str]:
         found = set(self.always)
@@ -211,15 +222,21 @@ class _KeywordScanner:
                 while match is not None:
                     found.update(prefixes[match.group(1)])
                     match = search(padded, match.start(1))
-            pattern = self._ascii_anywhere
-        else:
-            pattern = self._any
-        if pattern is not None:
-            search = pattern.search
+            if self._ascii_anywhere is not None:
+                search = self._ascii_anywhere.search
+                match = search(text)
+                while match is not None:
+                    found.update(prefixes[match.group()])
+                    match = search(text, match.start() + 1)
+        elif self._any is not None:
+            starting = self._starting
+            search = self._any.search
             match = search(text)
             while match is not None:
-                found.update(prefixes[match.group()])
-                match = search(text, match.start() + 1)
+                word, start = match.group(), match.start()
+                if not (start and word in starting and _is_word_char(text[start - 1])):
+                    found.update(prefixes[word])
+                match = search(text, start + 1)
         return frozenset(found)
 
 
@@ -235,7 +252,7 @@ class _TextField:
     same text twice. Tests compare the snapshot's value with last[0] by identity first: the groups
     evaluated on one snapshot see the very same string object."""
 
-    __slots__ = ("keywords", "scanner", "last", "precomputed")
+    __slots__ = ("keywords", "last", "precomputed", "scanner")
 
     def __init__(self, name: str) -> None:
         self.keywords: set[str] = set()  # filled while compiling, then turned into `scanner`
@@ -304,15 +321,15 @@ def _text_test(name: str, view: _TextField, op: str, expected: Any) -> Test:
     # Rarer operators: one shared way to get the folded value, then the comparison.
     if op in ("ne", "not_in"):
         excluded = frozenset([fold(expected)] if op == "ne" else [fold(item) for item in expected])
-        check: Callable[[str], bool] = lambda folded: folded not in excluded  # noqa: E731
+        check: Callable[[str], bool] = lambda folded: folded not in excluded
     elif op == "starts_with":
         prefix = fold(expected)
-        check = lambda folded: folded.lstrip().startswith(prefix)  # noqa: E731
+        check = lambda folded: folded.lstrip().startswith(prefix)
     elif op == "matches":
         # Matched against the folded text so `matches` agrees with the other text operators on
         # full-width input; IGNORECASE covers upper-case letters written in the pattern.
         search = re.compile(expected, re.IGNORECASE).search
-        check = lambda folded: search(folded) is not None  # noqa: E731
+        check = lambda folded: search(folded) is not None
     else:
         raise ValueError(f"operator {op!r} on text field {name!r} reached the compiler unvalidated")
 
@@ -496,7 +513,7 @@ def _finish_views(views: dict[str, _TextField]) -> None:
 def _all(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Record]:
     if len(tests) == 2:  # the common case, without a loop
         first, second = tests
-        test: Test = lambda snap: first(snap) and second(snap)  # noqa: E731
+        test: Test = lambda snap: first(snap) and second(snap)
     else:
         def test(snap: Snapshot) -> bool:
             for part in tests:
@@ -505,12 +522,13 @@ def _all(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Re
             return True
 
     def record(snap: Snapshot, out: list, full: bool) -> bool:
-        if full:  # explain mode shows every leaf, not just the ones needed to decide
-            return all([part(snap, out, full) for part in records])
+        result = True
         for part in records:
             if not part(snap, out, full):
-                return False
-        return True
+                if not full:  # explain mode shows every leaf, not just the ones needed to decide
+                    return False
+                result = False
+        return result
 
     return test, record
 
@@ -518,7 +536,7 @@ def _all(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Re
 def _any(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Record]:
     if len(tests) == 2:
         first, second = tests
-        test: Test = lambda snap: first(snap) or second(snap)  # noqa: E731
+        test: Test = lambda snap: first(snap) or second(snap)
     else:
         def test(snap: Snapshot) -> bool:
             for part in tests:
@@ -527,12 +545,13 @@ def _any(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Re
             return False
 
     def record(snap: Snapshot, out: list, full: bool) -> bool:
-        if full:
-            return any([part(snap, out, full) for part in records])
+        result = False
         for part in records:
             if part(snap, out, full):
-                return True
-        return False
+                if not full:
+                    return True
+                result = True
+        return result
 
     return test, record
 
@@ -608,7 +627,7 @@ class _Plan:
     the action keys holding lists (a result gets its own copy of those), and the builder of its
     compact-trace entry."""
 
-    __slots__ = ("name", "first", "rules", "list_keys")
+    __slots__ = ("first", "list_keys", "name", "rules")
 
     def __init__(self, group: CompiledGroup, list_keys: frozenset[str]):
         self.name = group.name
@@ -629,7 +648,9 @@ class Ruleset:
     `Ruleset.from_dict`, both of which validate first."""
 
     def __init__(self, normalised: Mapping[str, Any]):
-        self._data = copy.deepcopy(dict(normalised))
+        # A private copy, through JSON: the data is JSON by construction (the loader checked
+        # it), and this is several times faster than copy.deepcopy on a large ruleset.
+        self._data = json.loads(json.dumps(dict(normalised), ensure_ascii=False))
         self.version: str = hashlib.sha256(canonical_json(self._data).encode("utf-8")).hexdigest()[:12]
         self.sla_policies: dict[str, dict[str, Any]] = copy.deepcopy(self._data.get("sla_policies", {}))
         self.groups: dict[str, CompiledGroup] = {}
@@ -686,21 +707,11 @@ class Ruleset:
         ids = []
         actions: dict[str, Any] = {}
         trace = []
-        merged_lists = plan.list_keys
         for rule, test, _, matched_entry in plan.rules:
             if test is None or test(snapshot):
                 ids.append(rule.id)
+                _merge(actions, rule.then, plan.list_keys)
                 trace.append(matched_entry(snapshot))
-                # _merge, inlined: a later rule overwrites scalars, lists are unioned in order
-                for key, value in rule.then.items():
-                    if key in merged_lists:
-                        current = actions.get(key)
-                        if current is None:
-                            actions[key] = list(value)
-                        else:
-                            current.extend([item for item in value if item not in current])
-                    else:
-                        actions[key] = value
         return GroupResult(plan.name, ids, actions, trace)
 
     def _explain(self, plan: _Plan, snapshot: Mapping[str, Any]) -> GroupResult:

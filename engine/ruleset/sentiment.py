@@ -133,6 +133,12 @@ for _term in _ZH_CONTRAST:
 for _term, _score in _ZH_WORDS.items():
     _ZH_LEXICON[_term] = ("word", _score)
 _ZH_MAX_LEN = max(len(term) for term in _ZH_LEXICON)
+# Longest lexicon entry starting with each character. Most characters of a message start no
+# entry at all; for them the longest-match loop below is skipped (one dict lookup per character
+# instead of one slice and lookup per possible length: build_snapshot's main cost).
+_ZH_LONGEST: dict[str, int] = {}
+for _term in _ZH_LEXICON:
+    _ZH_LONGEST[_term[0]] = max(_ZH_LONGEST.get(_term[0], 0), len(_term))
 
 _TOKEN_RE = re.compile(
     r"(?P<latin>[A-Za-z0-9']+)"
@@ -163,15 +169,18 @@ def _tokens(text: str) -> list[tuple[str, str, float | None, str]]:
             out.append(("latin", word, None, raw))
         elif kind == "cjk":
             i = 0
-            while i < len(raw):
-                for size in range(min(_ZH_MAX_LEN, len(raw) - i), 0, -1):
+            length = len(raw)
+            while i < length:
+                char = raw[i]
+                longest = _ZH_LONGEST.get(char, 0)
+                for size in range(min(longest, length - i), 0, -1):
                     entry = _ZH_LEXICON.get(raw[i:i + size])
                     if entry is not None:
                         out.append((entry[0], raw[i:i + size], entry[1], raw[i:i + size]))
                         i += size
                         break
                 else:
-                    out.append(("other", raw[i], None, raw[i]))
+                    out.append(("other", char, None, char))
                     i += 1
         elif kind == "brk":
             out.append(("brk", raw, None, raw))
@@ -266,10 +275,14 @@ def analyse(text: str | None, normalised: bool = False) -> SentimentResult:
             boost = 1.0
             continue
         # An unrelated token uses up part of a pending negator's or intensifier's reach.
-        negate_left = max(0, negate_left - 1)
+        # (Both counters are never negative; plain tests instead of max() keep this loop, which
+        # runs once per character of Chinese text, cheap.)
+        if negate_left:
+            negate_left -= 1
         if negate_left == 0:
             negations = 0
-        boost_left = max(0, boost_left - 1)
+        if boost_left:
+            boost_left -= 1
         if boost_left == 0:
             boost = 1.0
     if segment:

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         AgentReply,
         EscalateCommand,
         HoldCommand,
+        MigrateCommand,
         JournalEntry,
         ProjectionUpdate,
         SetPriorityCommand,
@@ -386,6 +387,27 @@ class TicketWorkflow(EscalationMixin):
             raise ValueError(f"ticket {st.ticket_id} is already with management, the last tier")
         if not cmd.by.strip() or not cmd.reason.strip():
             raise ValueError("an escalation needs --by and --reason")
+
+    @workflow.update
+    def migrate_ruleset(self, cmd: MigrateCommand) -> CommandResult:
+        """Move this open ticket to another ruleset version; its later decisions use that version."""
+        st = self._state
+        old, st.ruleset_version = st.ruleset_version, cmd.version
+        why = f": {cmd.reason}" if cmd.reason else ""
+        self._message("system", "rules", f"ruleset {old} → {cmd.version} by {cmd.by}{why}")
+        self._log("ruleset", {"from": old, "to": cmd.version, "by": cmd.by, "reason": cmd.reason})
+        workflow.upsert_search_attributes(ticket_search_attributes(ruleset=cmd.version))
+        return CommandResult(st.ticket_id, st.status, f"ruleset {cmd.version}")
+
+    @migrate_ruleset.validator
+    def _check_migrate(self, cmd: MigrateCommand) -> None:
+        st = self._state
+        if st.status in ("closed", "received", "triaged"):
+            raise ValueError(f"ticket {st.ticket_id} is {st.status}; only open tickets move between versions")
+        if not cmd.version or cmd.version == st.ruleset_version:
+            raise ValueError(f"ticket {st.ticket_id} is already on ruleset {st.ruleset_version}")
+        if not cmd.by.strip():
+            raise ValueError("say who migrates the ticket (--by)")
 
     @workflow.signal
     def assignment_available(self) -> None:

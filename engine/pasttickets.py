@@ -1,0 +1,73 @@
+"""Past tickets for the backtest: each one's opening event and what it became, read from exported
+history files (Temporal's JSON format) or from the server.
+
+From a history alone: the workflow input gives the event; the completion result gives the final
+ticket (decisions, SLA events). An open ticket in a file has no result yet, so its decisions come
+from the rule-evaluation markers and it is compared without SLA clocks.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
+
+from engine.models import Customer, EvaluationResult, TicketInput, TicketState
+from engine.ruleset.backtest import PastTicket
+from engine.tickets import build_query, state
+
+_CONVERT = DataConverter.default.payload_converter
+
+
+def _decode(payloads, kind):  # type: ignore[no-untyped-def]
+    values = _CONVERT.from_payloads(list(payloads.payloads), [kind])
+    return values[0] if values else None
+
+
+def from_history(history: WorkflowHistory) -> PastTicket:
+    events: list[HistoryEvent] = list(history.events)
+    started = events[0].workflow_execution_started_event_attributes
+    tin: TicketInput = _decode(started.input, TicketInput)
+    last = events[-1]
+    if last.HasField("workflow_execution_completed_event_attributes"):
+        final: TicketState = _decode(last.workflow_execution_completed_event_attributes.result, TicketState)
+        closed = next((s.at for s in reversed(final.stages) if s.stage == "close"), None)
+        until = datetime.fromisoformat(closed) if closed else last.event_time.ToDatetime(tzinfo=timezone.utc)
+        return PastTicket(tin.ticket_id, tin.event, final, until)
+    st = TicketState(ticket_id=tin.ticket_id, status="open", channel=tin.event.channel,
+                     customer=tin.event.customer or Customer(id=""), subject=tin.event.subject)
+    for e in events:
+        if e.HasField("marker_recorded_event_attributes") and "result" in e.marker_recorded_event_attributes.details:
+            try:
+                res: EvaluationResult = _decode(e.marker_recorded_event_attributes.details["result"], EvaluationResult)
+            except Exception:  # another kind of marker (a patch, another local activity)
+                continue
+            if res and getattr(res, "decisions", None):
+                st.decisions.extend(res.decisions)
+    return PastTicket(tin.ticket_id, tin.event, st, last.event_time.ToDatetime(tzinfo=timezone.utc))
+
+
+def from_dir(directory: Path) -> Iterator[PastTicket]:
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{directory}: no exported histories (*.json)")
+    for path in files:
+        data = json.loads(path.read_text("utf-8"))
+        yield from_history(WorkflowHistory.from_json(path.stem, data))
+
+
+async def from_server(client: Client, query: str | None, limit: int) -> AsyncIterator[PastTicket]:
+    q = build_query(extra=query)
+    async for wf in client.list_workflows(q, limit=limit):
+        handle = client.get_workflow_handle(wf.id)
+        history = await handle.fetch_history()
+        past = from_history(history)
+        if not past.state.sla_events and wf.close_time is None:
+            live = await state(client, wf.id)  # open: its clocks live in the workflow
+            past = PastTicket(past.ticket_id, past.event, live, datetime.now(timezone.utc))
+        yield past
