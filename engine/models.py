@@ -85,6 +85,7 @@ class EvaluationRequest:
     groups: list[str]
     snapshot: dict[str, Any]
     ruleset_version: str | None = None
+    ticket_id: str = ""  # decides a pilot's share for a new ticket
 
 
 @dataclass
@@ -92,6 +93,7 @@ class EvaluationResult:
     ruleset_version: str
     decisions: list[Decision]
     sla_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    version_reason: str = ""  # why this version: pinned, active version, pilot (...), rules directory
 
 
 @dataclass

@@ -25,7 +25,7 @@ from engine.ruleset import load_ruleset
 from engine.ruleset.backtest import backtest
 from engine.runner import running_worker
 from engine.store import Store
-from engine.store.rulesets import activate_version, active, publish, versions
+from engine.store.rulesets import activate_version, active, publish, set_pilot, versions
 
 
 def candidate(tmp: Path, priority: str = "P2") -> Path:
@@ -49,15 +49,15 @@ def test_publish_activate_rollback_and_pinning_across_workers(db_url, tmp_path):
     assert active(store)[0] == base.version
     # a worker whose rules directory is the candidate still pins new tickets to the active version
     worker_a = RulesetRegistry(candidate(tmp_path / "a"), tmp_path / "a-data", store)
-    assert worker_a.for_new_ticket().version == base.version
+    assert worker_a.for_new_ticket()[0].version == base.version
     activate_version(store, cand.version)
     worker_b = RulesetRegistry(PROJECT_ROOT / "rules", tmp_path / "b-data", store)
     worker_b.active_ttl = 0  # workers look again every 2 s; the test does not wait for that
-    assert worker_b.for_new_ticket().version == cand.version
+    assert worker_b.for_new_ticket()[0].version == cand.version
     # a version this worker never loaded comes from the store
     assert worker_b.get(cand.version).version == cand.version
     activate_version(store, None)  # back to the directory
-    assert worker_b.for_new_ticket().version == base.version
+    assert worker_b.for_new_ticket()[0].version == base.version
 
 
 async def test_open_ticket_migrates_through_a_recorded_update(time_env, settings, tmp_path):
@@ -85,6 +85,26 @@ async def test_open_ticket_migrates_through_a_recorded_update(time_env, settings
         survey = next(d for d in st.decisions if d.group == "survey")
         assert survey.ruleset_version == cand.version  # later decisions use the new version
         assert any(f"ruleset {before} → {cand.version} by lead.anna" in m.body for m in st.messages)
+
+
+def test_pilot_takes_a_share_or_a_channel_and_says_so(db_url, tmp_path):
+    store = Store.open(db_url)
+    base, cand = load_ruleset(PROJECT_ROOT / "rules"), load_ruleset(candidate(tmp_path))
+    publish(store, base, "ops", "baseline", activate=True)
+    publish(store, cand, "ops", "candidate")
+    set_pilot(store, cand.version, share=0.25, channels=["weibo"])
+    reg = RulesetRegistry(PROJECT_ROOT / "rules", tmp_path / "data", store)
+    picks = [reg.for_new_ticket(f"TF-{i:05d}", "email") for i in range(2000)]
+    share = sum(1 for rs, _ in picks if rs.version == cand.version) / len(picks)
+    assert 0.2 < share < 0.3
+    assert {why for rs, why in picks if rs.version == cand.version} == {"pilot (25% of new tickets)"}
+    assert {why for rs, why in picks if rs.version == base.version} == {"active version"}
+    assert reg.for_new_ticket("TF-ANY", "weibo") == (reg.get(cand.version), "pilot (channel weibo)")
+    # the same ticket id always lands on the same side
+    assert reg.for_new_ticket("TF-00007", "email") == reg.for_new_ticket("TF-00007", "email")
+    set_pilot(store, None)
+    reg.active_ttl = 0
+    assert reg.for_new_ticket("TF-ANY", "weibo")[1] == "active version"
 
 
 def test_backtest_reports_what_would_change():

@@ -8,6 +8,7 @@ finds others in the store, so a pinned ticket keeps its rules on any worker, aft
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from engine import metrics
 from engine.models import Decision, EvaluationRequest, EvaluationResult
 from engine.ruleset import Ruleset, build_snapshot, load_ruleset
 from engine.ruleset.calendars import policies_with_calendars
@@ -34,20 +36,32 @@ class RulesetRegistry:
         self._versions: dict[str, Ruleset] = {}
         self._policies: dict[str, dict[str, dict]] = {}
         self._store = store
-        self._store_active: tuple[float, str | None] = (-ACTIVE_TTL, None)
+        self._store_active: tuple[float, tuple | None] = (-ACTIVE_TTL, None)
         self.active_ttl = ACTIVE_TTL
         self.active = self.reload(rules_dir)
 
-    def for_new_ticket(self) -> Ruleset:
-        """The store's active version when one is activated, else the rules directory's."""
+    def for_new_ticket(self, ticket_id: str = "", channel: str = "") -> tuple[Ruleset, str]:
+        """The version a new ticket is pinned to, and why: a pilot's when the ticket falls in its
+        share (a stable hash of the ticket id) or scope (channel), else the store's active version,
+        else the rules directory's."""
         if self._store is None:
-            return self.active
-        checked, version = self._store_active
+            return self.active, "rules directory"
+        checked, found = self._store_active
         if time.monotonic() - checked >= self.active_ttl:
-            found = store_rulesets.active(self._store)
-            version = found[0] if found else None
-            self._store_active = (time.monotonic(), version)
-        return self.get(version) if version else self.active
+            act = store_rulesets.active(self._store)
+            found = (act[0] if act else None, store_rulesets.pilot(self._store))
+            self._store_active = (time.monotonic(), found)
+        version, trial = found if found else (None, None)
+        if trial is not None and ticket_id:
+            pilot_version, share, channels = trial
+            bucket = int(hashlib.sha256(ticket_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            if channel in channels:
+                return self.get(pilot_version), f"pilot (channel {channel})"
+            if share is not None and bucket < share:
+                return self.get(pilot_version), f"pilot ({share:.0%} of new tickets)"
+        if version:
+            return self.get(version), "active version"
+        return self.active, "rules directory"
 
     def reload(self, rules_dir: Path) -> Ruleset:
         """Load and validate `rules_dir`; on error raise and keep the last good version active."""
@@ -75,7 +89,7 @@ class RulesetRegistry:
 
     def get(self, version: str | None) -> Ruleset:
         if version is None:
-            return self.for_new_ticket()
+            return self.for_new_ticket()[0]
         with self._lock:
             found = self._versions.get(version)
         if found is not None:
@@ -101,13 +115,19 @@ class TriageActivities:
 
     @activity.defn(name="evaluate_rules")
     async def evaluate_rules(self, req: EvaluationRequest) -> EvaluationResult:
-        ruleset = self.registry.get(req.ruleset_version)
+        reason = "pinned"
+        if req.ruleset_version is None:
+            ruleset, reason = self.registry.for_new_ticket(req.ticket_id, str(req.snapshot.get("channel", "")))
+        else:
+            ruleset = self.registry.get(req.ruleset_version)
         snapshot = build_snapshot(req.snapshot)
-        decisions = []
+        decisions, took = [], {}
         for group in req.groups:
             if not ruleset.has_group(group):
                 continue
+            started = time.perf_counter()
             res = ruleset.evaluate(group, snapshot)
+            took[group] = time.perf_counter() - started
             decisions.append(
                 Decision(
                     group=group,
@@ -119,4 +139,13 @@ class TriageActivities:
                 )
             )
         policies = self.registry.policies(ruleset) if "sla_policy" in req.groups else {}
-        return EvaluationResult(ruleset_version=ruleset.version, decisions=decisions, sla_policies=policies)
+        # Counted per execution: replay reads this local activity's result from history and does
+        # not run it, but a retry runs it again, and each run is real evaluation work worth seeing.
+        # The SLA warning behind an escalation evaluation is counted here too (no journal row says
+        # it); it over-counts only in that rare re-run.
+        m = metrics.current()
+        for d in decisions:
+            m.evaluated(d.group, took[d.group], d.rule_id)
+        if "escalation" in req.groups and req.snapshot.get("sla.event") == "warning":
+            m.sla_warning(req.snapshot)
+        return EvaluationResult(ruleset_version=ruleset.version, decisions=decisions, sla_policies=policies, version_reason=reason)

@@ -448,3 +448,34 @@ def backtest_cmd(
             parts = [f"{k} {a} → {b} (rule {t.rules[k][0] or '-'} → {t.rules[k][1] or '-'})" for k, (a, b) in t.changes.items()]
             parts += [f"+breach {m}" for m in t.breaches_added] + [f"-breach {m}" for m in t.breaches_removed]
             console.print(f"  {t.ticket_id}: " + "; ".join(parts))
+
+
+@rules_app.command("pilot")
+def pilot_cmd(
+    version: Annotated[Optional[str], typer.Argument(help="Version id or prefix to pilot.", show_default=False)] = None,
+    share: Annotated[Optional[float], typer.Option(help="Share of new tickets, e.g. 0.1 for 10 %.")] = None,
+    channel: Annotated[Optional[list[str]], typer.Option(help="Channel(s) whose new tickets all get the pilot.")] = None,
+    end: Annotated[bool, typer.Option("--end", help="End the pilot.")] = False,
+) -> None:
+    """Run a published version beside the active one for a share of new tickets or some channels.
+
+    Which version each ticket got, and why, is recorded in the ticket.
+
+    Example: ticketflow rules pilot 98cd8d --share 0.1 --channel weibo
+    """
+    from engine.store.rulesets import find, set_pilot
+
+    store = _store()
+    if end:
+        set_pilot(store, None)
+        typer.echo("pilot ended: new tickets get the active version")
+        return
+    if not version or (share is None and not channel):
+        raise typer.BadParameter("give a VERSION and --share and/or --channel, or --end")
+    row = find(store, version)
+    try:
+        set_pilot(store, row.version, share, list(channel or []))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    scope = " and ".join(p for p in (f"{share:.0%} of new tickets" if share else "", f"channels {', '.join(channel or [])}" if channel else "") if p)
+    typer.echo(f"version {row.version} pilots for {scope}")

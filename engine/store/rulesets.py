@@ -78,3 +78,26 @@ def data_of(store: Store, version: str) -> dict[str, Any] | None:
     with store.session() as s:
         row = s.get(RulesetVersionRow, version)
         return row.data if row else None
+
+
+def set_pilot(store: Store, version: str | None, share: float | None = None, channels: list[str] | None = None) -> None:
+    """Run `version` as a pilot beside the active version (None ends every pilot)."""
+    if share is not None and not 0 < share <= 1:
+        raise ValueError(f"pilot share must be in (0, 1], got {share}")
+    with store.session() as s:
+        if version is not None and s.get(RulesetVersionRow, version) is None:
+            raise UnknownVersion(f"no published ruleset version {version!r}")
+        s.exec(update(RulesetVersionRow).values(pilot_share=None, pilot_channels=None))  # type: ignore[call-overload]
+        if version is not None:
+            s.exec(update(RulesetVersionRow).where(RulesetVersionRow.version == version)  # type: ignore[call-overload]
+                   .values(pilot_share=share, pilot_channels=channels or None))
+        s.commit()
+
+
+def pilot(store: Store) -> tuple[str, float | None, list[str]] | None:
+    # Filtered here, not in SQL: a JSON column's "no value" is JSON null on some databases.
+    with store.session() as s:
+        for row in s.exec(select(RulesetVersionRow)).all():
+            if row.pilot_share is not None or row.pilot_channels:
+                return row.version, row.pilot_share, list(row.pilot_channels or [])
+    return None

@@ -147,3 +147,6 @@ class RulesetVersionRow(SQLModel, table=True):
     message: str = ""
     created_at: datetime
     active: bool = False
+    # A pilot runs beside the active version: for this share of new tickets and/or these channels.
+    pilot_share: float | None = None
+    pilot_channels: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

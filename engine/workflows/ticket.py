@@ -105,6 +105,9 @@ class TicketWorkflow(EscalationMixin):
 
         classify = await self._evaluate(["classification", "priority"])
         st.ruleset_version = classify.ruleset_version
+        if classify.version_reason:
+            self._message("system", "rules", f"ruleset {st.ruleset_version} ({classify.version_reason})")
+            self._log("ruleset", {"to": st.ruleset_version, "reason": classify.version_reason})
         workflow.upsert_search_attributes(ticket_search_attributes(ruleset=st.ruleset_version))
         self._apply(classify.decisions)
         self._set_status("triaged")
@@ -444,7 +447,8 @@ class TicketWorkflow(EscalationMixin):
             snapshot.update(extra)
         result = await workflow.execute_local_activity(
             "evaluate_rules",
-            EvaluationRequest(groups=groups, snapshot=snapshot, ruleset_version=self._state.ruleset_version),
+            EvaluationRequest(groups=groups, snapshot=snapshot, ruleset_version=self._state.ruleset_version,
+                              ticket_id=self._state.ticket_id),
             result_type=EvaluationResult,
             start_to_close_timeout=EVAL_TIMEOUT,
             retry_policy=EVAL_RETRY,
