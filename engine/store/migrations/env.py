@@ -10,6 +10,10 @@ from engine.config import Settings
 
 engine = context.config.attributes.get("engine")
 if engine is None:
+    if context.config.config_file_name:  # run from the alembic command: show what it does
+        from logging.config import fileConfig
+
+        fileConfig(context.config.config_file_name)
     url = Settings.from_env().database_url
     if url.startswith("sqlite:///"):
         from pathlib import Path
