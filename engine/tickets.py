@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -72,39 +73,38 @@ async def state(client: Client, ticket_id: str) -> TicketState:
     return st
 
 
-async def reply(client: Client, ticket_id: str, cmd: AgentReply) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.agent_reply, cmd)
+async def _command(client: Client, ticket_id: str, update: Any, arg: Any) -> TicketState:
+    """Run an agent command (a validated workflow update), then read the ticket as it now stands."""
+    await handle(client, ticket_id).execute_update(update, arg)
     return await state(client, ticket_id)
+
+
+async def reply(client: Client, ticket_id: str, cmd: AgentReply) -> TicketState:
+    return await _command(client, ticket_id, TicketWorkflow.agent_reply, cmd)
 
 
 async def resolve(client: Client, ticket_id: str, cmd: ResolveCommand) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.resolve, cmd)
-    return await state(client, ticket_id)
+    return await _command(client, ticket_id, TicketWorkflow.resolve, cmd)
 
 
 async def reopen(client: Client, ticket_id: str, cmd: ReopenCommand) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.reopen, cmd)
-    return await state(client, ticket_id)
+    return await _command(client, ticket_id, TicketWorkflow.reopen, cmd)
 
 
 async def survey_answer(client: Client, ticket_id: str, answer: SurveyAnswer) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.survey_answer, answer)
-    return await state(client, ticket_id)
+    return await _command(client, ticket_id, TicketWorkflow.survey_answer, answer)
 
 
 async def hold(client: Client, ticket_id: str, cmd: HoldCommand) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.hold, cmd)
-    return await state(client, ticket_id)
+    return await _command(client, ticket_id, TicketWorkflow.hold, cmd)
 
 
 async def set_priority(client: Client, ticket_id: str, cmd: SetPriorityCommand) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.set_priority, cmd)
-    return await state(client, ticket_id)
+    return await _command(client, ticket_id, TicketWorkflow.set_priority, cmd)
 
 
 async def escalate(client: Client, ticket_id: str, cmd: EscalateCommand) -> TicketState:
-    await handle(client, ticket_id).execute_update(TicketWorkflow.escalate, cmd)
-    return await state(client, ticket_id)
+    return await _command(client, ticket_id, TicketWorkflow.escalate, cmd)
 
 
 async def customer_message(client: Client, ticket_id: str, msg: CustomerMessage) -> None:
