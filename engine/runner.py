@@ -21,6 +21,7 @@ from engine.activities.assignment import AssignmentActivities
 from engine.activities.messaging import MessagingActivities
 from engine.activities.triage import RulesetRegistry, TriageActivities
 from engine.agents import load_directory
+from engine import metrics
 from engine.config import Settings
 from engine.reload import RulesWatcher
 from engine.store import Store
@@ -56,6 +57,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         ],
         activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[metrics.MetricsInterceptor()],  # counts failed activity attempts
     )
 
 
@@ -68,10 +70,13 @@ async def running_worker(client: Client, settings: Settings, *, watch_rules: boo
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as executor:
         worker = build_worker(client, settings, executor, registry, store)
         watcher = asyncio.create_task(RulesWatcher(registry, settings.rules_dir).run()) if watch_rules else None
+        gauges = metrics.store_collector()  # queue length, backlog, active ruleset: read at scrape time
+        gauges.attach(store, lambda: registry.get(None).version)
         try:
             async with worker:
                 yield worker
         finally:
+            gauges.detach(store)
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio.client import Client, TLSConfig
+from temporalio.runtime import Runtime
 
 from engine.config import Settings
 
@@ -11,7 +12,8 @@ class ConnectError(RuntimeError):
     pass
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """`runtime`: a Temporal runtime of our own (the SDK metrics endpoint); default the SDK's."""
     tls: bool | TLSConfig = settings.tls
     if settings.tls_cert and settings.tls_key:
         tls = TLSConfig(
@@ -24,6 +26,7 @@ async def connect(settings: Settings) -> Client:
             namespace=settings.namespace,
             tls=tls,
             api_key=settings.api_key,
+            runtime=runtime,
         )
     except RuntimeError as exc:
         raise ConnectError(

@@ -21,6 +21,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 from temporalio import activity
 
+from engine import metrics
 from engine.agents import Agent
 from engine.calendar import calendar_from_dict
 from engine.models import Assignment, AssignmentRequest
@@ -97,7 +98,7 @@ class AssignmentActivities:
                 # A reopened ticket goes back to the agent who knows it, when they can take it.
                 back = next((m for m in members if m.id == previous), None)
                 if back and available(back, now) and self._take(s, back.id):
-                    return self._commit(s, req, existing, back.id, team, now, "back to the previous assignee")
+                    return self._commit(s, req, existing, back.id, team, now, "back to the previous assignee", "previous_assignee")
             load = {r.id: r.open_count for r in s.exec(select(AgentRow).where(AgentRow.team == req.team)).all()}
             ranked, why = rank(req, members, load, team.rr_cursor, now)
             for agent in ranked:
@@ -125,7 +126,7 @@ class AssignmentActivities:
         return res.rowcount == 1
 
     def _commit(self, s: Session, req: AssignmentRequest, existing: TicketAssignment | None, agent_id: str,
-                team: TeamRow, now: datetime, why: str) -> Assignment:
+                team: TeamRow, now: datetime, why: str, strategy: str = "") -> Assignment:
         if existing is None:
             s.add(TicketAssignment(ticket_id=req.ticket_id, team=req.team, agent=agent_id, assigned_at=now))
         else:
@@ -139,15 +140,21 @@ class AssignmentActivities:
             team.rr_cursor = agent_id
             s.add(team)
         queued = s.get(QueuedTicket, req.ticket_id)
+        queued_at = queued.queued_at if queued is not None else None
         if queued is not None:
             s.delete(queued)
         s.commit()
+        # After the commit that took the slot: a retry returns the existing row and counts nothing.
+        metrics.current().assigned(req.team, strategy or req.strategy, queued_at, now)
         return Assignment(team=req.team, agent=agent_id, reason=why)
 
     def _queue(self, s: Session, req: AssignmentRequest, now: datetime, why: str) -> Assignment:
-        if s.get(QueuedTicket, req.ticket_id) is None:
+        new = s.get(QueuedTicket, req.ticket_id) is None
+        if new:
             s.add(QueuedTicket(ticket_id=req.ticket_id, team=req.team, request=_request_dict(req), queued_at=now))
         s.commit()
+        if new:
+            metrics.current().ticket_queued(req.team)
         return Assignment(team=req.team, agent="", reason=f"queued in {req.team}: {why}")
 
     @activity.defn(name="release_assignment")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
+from engine import metrics
 from engine.agents import Directory
 from engine.models import OutgoingMessage, StaffNotice
 from engine.store import Store
@@ -123,4 +124,5 @@ class MessagingActivities:
                         fh.flush()
                         os.fsync(fh.fileno())
             session.commit()
+        metrics.current().message_sent(msg.kind, msg.channel)  # once: only the insert that committed gets here
         return True

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from sqlmodel import select
 from temporalio import activity
 
+from engine import metrics
 from engine.models import ProjectionUpdate
 from engine.store import Store
 from engine.store.tables import SurveyAnswerRow, TicketEventRow, TicketRow
@@ -34,7 +35,10 @@ class ProjectionActivities:
     def project(self, u: ProjectionUpdate) -> int:
         now = datetime.now(timezone.utc)
         with self.store.session() as s:
-            row = s.get(TicketRow, u.ticket_id) or TicketRow(
+            stored = s.get(TicketRow, u.ticket_id)
+            before = metrics.StoredTicket(had_first_response=stored is not None and stored.first_response_at is not None,
+                                          sla=dict(stored.sla or {}) if stored is not None else None)
+            row = stored or TicketRow(
                 ticket_id=u.ticket_id, status=u.status, channel=u.channel, customer_id=u.customer_id,
                 opened_at=_t(u.opened_at), updated_at=now)
             row.status, row.priority, row.category = u.status, u.priority, u.category
@@ -46,7 +50,7 @@ class ProjectionActivities:
             if u.survey is not None:
                 row.survey_score, row.survey_kind = u.survey.score, u.survey.kind
             s.add(row)
-            new = 0
+            new, inserted, answered = 0, [], False
             if u.events:
                 have = set(s.exec(select(TicketEventRow.seq).where(
                     TicketEventRow.ticket_id == u.ticket_id, TicketEventRow.seq >= min(e.seq for e in u.events))).all())
@@ -54,6 +58,7 @@ class ProjectionActivities:
                     if e.seq not in have:
                         s.add(TicketEventRow(ticket_id=u.ticket_id, seq=e.seq, at=_t(e.at), kind=e.kind, data=e.data))
                         new += 1
+                        inserted.append(e)
             sv = u.survey
             if sv is not None and sv.score is not None:
                 exists = s.exec(select(SurveyAnswerRow.id).where(
@@ -61,5 +66,8 @@ class ProjectionActivities:
                 if exists is None:
                     s.add(SurveyAnswerRow(ticket_id=u.ticket_id, resolution=u.reopen_count, kind=sv.kind, score=sv.score,
                                           comment=sv.comment, customer_id=u.customer_id, answered_at=_t(sv.answered_at) or now))
+                    answered = True
             s.commit()
-            return new
+        # Counted after the commit, from what this transaction inserted: a retry inserts nothing.
+        metrics.current().projected(u, inserted, answered, before)
+        return new

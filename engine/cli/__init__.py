@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli import agents, rules, server, tickets
+from engine.cli import agents, audit, report, rules, server, tickets
 from engine.cli.common import CliError
 
 app = typer.Typer(
@@ -40,6 +40,8 @@ server.register(app)
 tickets.register(app)
 rules.register(app)
 agents.register(app)
+audit.register(app)
+report.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
