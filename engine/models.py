@@ -319,3 +319,36 @@ class ProjectionUpdate:
     sla: dict[str, dict[str, Any]] = field(default_factory=dict)
     survey: Survey | None = None
     events: list[JournalEntry] = field(default_factory=list)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def decode(tp: Any, value: Any) -> Any:
+    """Plain JSON data (as Temporal's default converter writes it) back into these dataclasses.
+
+    The SDK's converter resolves type hints for every object it builds; reading thousands of
+    exported histories (backtest, audit) spends most of its time there, so hints are cached here.
+    """
+    import dataclasses as dc
+    import types
+    import typing
+
+    if value is None:
+        return None
+    if dc.is_dataclass(tp):
+        hints = _HINTS.get(tp)
+        if hints is None:
+            hints = _HINTS[tp] = typing.get_type_hints(tp)
+        return tp(**{f.name: decode(hints[f.name], value[f.name]) for f in dc.fields(tp) if f.name in value})
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return [decode(item, v) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(tp) or (Any, Any)
+        return {k: decode(item, v) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return decode(options[0], value) if len(options) == 1 else value
+    return value
