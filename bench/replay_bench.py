@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="replay and backtest throughput against the SDK's plain replayer")
     parser.add_argument("--quick", action="store_true", help="60 histories (under a minute)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object of the figures")
-    parser.add_argument("-n", type=int, default=None, help="number of histories (default 1000, 200 with --quick)")
+    parser.add_argument("-n", type=int, default=None, help="number of histories (default 1000, 60 with --quick)")
     args = parser.parse_args()
     n = args.n or (60 if args.quick else 1000)
     with tempfile.TemporaryDirectory() as tmp:
