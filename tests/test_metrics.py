@@ -3,7 +3,9 @@ carry no ticket, customer or agent id, and the endpoint serves the text format o
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+from concurrent.futures import ThreadPoolExecutor
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.worker import Worker
 
 from engine import metrics, tickets
 from engine.activities.assignment import AssignmentActivities
@@ -32,7 +35,7 @@ from engine.models import (
     SurveyAnswer,
 )
 from engine.paths import PROJECT_ROOT
-from engine.runner import running_worker
+from engine.runner import build_worker
 from engine.store import Store
 from engine.store.directory import import_directory, set_status
 
@@ -280,21 +283,29 @@ def test_sdk_metrics_runtime_serves_prometheus():
 
 
 async def test_a_replayed_workflow_counts_nothing_twice(m, time_env, settings):
-    """The worker is replaced mid-ticket: the new one replays the history (its cache is empty) and
-    the local activities already in history do not run again, so nothing is counted twice."""
+    """A worker without a workflow cache replays the whole history on every workflow task; the
+    local activities already in history (projection, rule evaluation) do not run again, and the
+    activities that do retry find their rows: every count is still exactly one."""
     client = time_env.client
     ev = parse_event({"event_id": f"e-{uuid.uuid4()}", "channel": "email", "customer": {"id": "c-77", "tier": "standard", "language": "en"},
                       "subject": "Where is my parcel?", "body": "Order 55310 has not arrived.", "occurred_at": datetime.now(timezone.utc).isoformat()})
-    async with running_worker(client, settings):
-        ticket_id = await tickets.submit(client, settings.task_queue, ev)
-        st = await _wait(client, ticket_id, "open")
-        await tickets.reply(client, ticket_id, AgentReply(agent=st.assignee, body="On it."))
-    async with running_worker(client, settings):
-        await tickets.resolve(client, ticket_id, ResolveCommand(agent=st.assignee, note="found"))
-        await time_env.sleep(timedelta(hours=3))
-        await _wait(client, ticket_id, "surveying")
-        await tickets.survey_answer(client, ticket_id, SurveyAnswer(score=4))
-        final = await tickets.handle(client, ticket_id).result()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.database_url)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        # The worker `ticketflow worker` builds, but without a workflow cache: every workflow task
+        # starts from a replay of the history. (Built on a spare queue, then pointed at the real one.)
+        template = dataclasses.replace(settings, task_queue=settings.task_queue + "-template")
+        config = build_worker(client, template, executor, RulesetRegistry(settings.rules_dir, settings.data_dir, store), store).config()
+        config.update(task_queue=settings.task_queue, max_cached_workflows=0)
+        async with Worker(**config):
+            ticket_id = await tickets.submit(client, settings.task_queue, ev)
+            st = await _wait(client, ticket_id, "open")
+            await tickets.reply(client, ticket_id, AgentReply(agent=st.assignee, body="On it."))
+            await tickets.resolve(client, ticket_id, ResolveCommand(agent=st.assignee, note="found"))
+            await time_env.sleep(timedelta(hours=3))
+            await _wait(client, ticket_id, "surveying")
+            await tickets.survey_answer(client, ticket_id, SurveyAnswer(score=4))
+            final = await tickets.handle(client, ticket_id).result()
     labels = {"channel": "email", "priority": final.priority, "category": final.category}
     assert value(m, "ticketflow_tickets_opened_total", **labels) == 1
     assert value(m, "ticketflow_tickets_resolved_total", **labels) == 1

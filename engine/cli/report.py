@@ -20,7 +20,7 @@ def report(
     ctx: typer.Context,
     since: Annotated[Optional[str], typer.Option(help="Tickets opened from: 2026-11-01, 2026-11-01T08:00 (UTC unless an offset is given), or a time ago: 30m, 12h, 7d, 2w.")] = None,
     until: Annotated[Optional[str], typer.Option(help="Tickets opened before (same forms; default now). The backlog is counted at this instant.")] = None,
-    by: Annotated[Optional[str], typer.Option(help="One row per channel|priority|category|team|agent|ruleset.")] = None,
+    by: Annotated[Optional[str], typer.Option(help="One row per group: channel, priority, category, team, agent or ruleset.")] = None,
     ruleset: Annotated[Optional[str], typer.Option(help="Only tickets pinned to this ruleset version (a prefix of at least 4 characters).")] = None,
     compare: Annotated[Optional[tuple[str, str]], typer.Option(
         help="Side by side with the change and its direction: two periods (SINCE..UNTIL SINCE..UNTIL) or two ruleset "

@@ -54,7 +54,7 @@ def parse_period(text: str, now: datetime) -> tuple[datetime | None, datetime]:
 
 def _period_label(since: datetime | None, until: datetime) -> str:
     fmt = lambda d: d.strftime("%Y-%m-%d %H:%M") if (d.hour, d.minute) != (0, 0) else d.strftime("%Y-%m-%d")  # noqa: E731
-    return f"{fmt(since) if since else 'start'} .. {fmt(until)} UTC"
+    return f"{fmt(since)} .. {fmt(until)} UTC" if since else f"before {fmt(until)} UTC"
 
 
 @dataclass

@@ -71,7 +71,7 @@ def nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     exp = 10 ** math.floor(math.log10(value))
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if value <= m * exp:
             return m * exp
     return 10 * exp
@@ -88,12 +88,15 @@ DURATION_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3
                   172800, 345600)
 
 
-def tick_count(top: float, durations: bool = False) -> int:
-    """How many gridlines make round steps (25 -> 5 of 5, 30 s -> 3 of 10 s, 1.0 -> 4 of 25 %)."""
+def tick_count(top: float, durations: bool = False, integers: bool = False) -> int:
+    """How many gridlines make round steps (25 -> 5 of 5, 30 s -> 3 of 10 s, 1.0 -> 4 of 25 %;
+    counts step by whole numbers)."""
     for n in (4, 5, 3, 6, 2):
         step = top / n
         if durations and any(abs(step - s) < 1e-9 for s in DURATION_STEPS):
             return n
+        if integers and abs(step - round(step)) > 1e-9:
+            continue
         if not durations and step > 0:
             mantissa = step / 10 ** math.floor(math.log10(step))
             if any(abs(mantissa - m) < 1e-9 for m in (1, 2, 2.5, 5)):
@@ -141,14 +144,22 @@ def _empty(title: str, why: str = "no data in this period") -> str:
     return f'<figure><figcaption>{escape(title)}</figcaption><div class="empty">{escape(why)}</div></figure>'
 
 
+def _top(values: list[float], y_max: float | None, durations: bool, integers: bool) -> float:
+    if y_max is not None:
+        return y_max
+    if durations:
+        return _duration_max(max(values))
+    return max(4.0, nice_max(max(values))) if integers else nice_max(max(values))
+
+
 def line_chart(title: str, x_labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float | None]]],
-               y_fmt: Callable[[float], str], y_max: float | None = None, durations: bool = False) -> str:
+               y_fmt: Callable[[float], str], y_max: float | None = None, durations: bool = False, integers: bool = False) -> str:
     values = [v for _, _, vs in series for v in vs if v is not None]
     if not values:
         return _empty(title)
-    top = y_max if y_max is not None else (_duration_max(max(values)) if durations else nice_max(max(values)))
+    top = _top(values, y_max, durations, integers)
     parts = [f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}">',
-             *_axes(top, y_fmt, x_labels, tick_count(top, durations))]
+             *_axes(top, y_fmt, x_labels, tick_count(top, durations, integers))]
     n = len(x_labels)
     for name, color, vs in series:
         run: list[str] = []
@@ -173,12 +184,13 @@ def line_chart(title: str, x_labels: Sequence[str], series: Sequence[tuple[str, 
 
 
 def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float | None]]],
-              y_fmt: Callable[[float], str], y_max: float | None = None, notes: Sequence[str] | None = None) -> str:
+              y_fmt: Callable[[float], str], y_max: float | None = None, notes: Sequence[str] | None = None,
+              integers: bool = False) -> str:
     values = [v for _, _, vs in series for v in vs if v is not None]
     if not values or (y_max is None and max(values) <= 0):
         return _empty(title)
-    top = y_max if y_max is not None else nice_max(max(values))
-    parts = [f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}">', *_axes(top, y_fmt, labels, tick_count(top))]
+    top = _top(values, y_max, False, integers)
+    parts = [f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}">', *_axes(top, y_fmt, labels, tick_count(top, integers=integers))]
     n, k = len(labels), len(series)
     slot = (W - PAD_L - PAD_R) / max(n, 1)
     bar = min(48.0, slot * 0.7 / k)
@@ -246,7 +258,8 @@ def _trend_charts(trend: dict[str, Any], suffix: str = "") -> str:
     per = STEP_NAMES.get(step, fmt_duration(step)) if step else "period"
     return '<div class="charts">' + "".join([
         line_chart(f"Tickets opened and resolved per {per}{suffix}", labels,
-                   [("opened", BLUE, [b["opened"] for b in buckets]), ("resolved", GREEN, [b["resolved"] for b in buckets])], _count),
+                   [("opened", BLUE, [b["opened"] for b in buckets]), ("resolved", GREEN, [b["resolved"] for b in buckets])], _count,
+                   integers=True),
         line_chart(f"First response p50 (wall time){suffix}", labels, [("p50", ORANGE, [b["first_response_p50"] for b in buckets])],
                    fmt_duration, durations=True),
         line_chart(f"First-response SLA compliance{suffix}", labels,
@@ -276,7 +289,7 @@ def _satisfaction_charts(sides: Sequence[tuple[str, str, dict[str, Any]]], share
 
     charts = [bar_chart("CSAT distribution" + (" (share of answers)" if shares else " (answers per score)"),
                         scores, [(name, color, dist(k)) for name, color, k in sides], _pct if shares else _count,
-                        y_max=1.0 if shares else None)]
+                        y_max=1.0 if shares else None, integers=not shares)]
     if any(k["nps_responses"] for _, _, k in sides):
         parts = ("detractors", "passives", "promoters")
 
@@ -292,7 +305,8 @@ def _backlog_chart(k: dict[str, Any]) -> str:
     if "backlog" not in k or not k["backlog"]["total"]:
         return _empty("Backlog by age", "no unresolved tickets at the end of the period")
     ages = k["backlog"]["by_age"]
-    return bar_chart(f"Backlog by age ({k['backlog']['total']} unresolved)", list(ages), [("tickets", GREY, [float(v) for v in ages.values()])], _count)
+    return bar_chart(f"Backlog by age ({k['backlog']['total']} unresolved)", list(ages), [("tickets", GREY, [float(v) for v in ages.values()])], _count,
+                     integers=True)
 
 
 def _breakdown(doc: dict[str, Any]) -> str:

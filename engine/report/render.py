@@ -20,6 +20,8 @@ ARROWS = {"up": "▲", "down": "▼", "unchanged": "=", "n/a": " "}
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
+    if seconds < 9.95:
+        return f"{seconds:.1f}s".replace(".0s", "s")
     s = int(round(seconds))
     if s < 60:
         return f"{s}s"
