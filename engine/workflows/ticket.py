@@ -166,7 +166,10 @@ class TicketWorkflow(EscalationMixin):
         )
         for ticket_id in waiting or []:
             # Queued tickets are told a slot opened; they assign themselves (no polling anywhere).
-            await workflow.get_external_workflow_handle(ticket_id).signal("assignment_available")
+            try:
+                await workflow.get_external_workflow_handle(ticket_id).signal("assignment_available")
+            except Exception:  # noqa: BLE001 — it closed meanwhile; the failure is in history, nothing to offer
+                workflow.logger.info("queued ticket %s could not be told a slot opened", ticket_id)
 
     async def _project(self, closing: bool = False) -> None:
         if not self._v3 or (len(self._journal) == self._projected and not closing):
