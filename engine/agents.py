@@ -44,8 +44,6 @@ class Directory:
     teams: dict[str, Team]
     agents: dict[str, Agent] = field(default_factory=dict)
 
-    def members(self, team: str) -> list[Agent]:
-        return sorted((a for a in self.agents.values() if a.team == team), key=lambda a: a.id)
 
 
 def _shift(path: Path, raw: dict) -> dict | None:

@@ -19,10 +19,10 @@ while the status is one of the policy's `pause_on` statuses. A `policy` event sw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterable, Protocol
 
-from engine.calendar import calendar_from_dict
+from engine.calendar import ALWAYS_OPEN, calendar_from_dict
 from engine.models import SlaClock, SlaEvent, TicketState
 
 METRIC_ORDER = ("first_response", "next_reply", "periodic_update", "resolution")
@@ -35,22 +35,9 @@ class Calendar(Protocol):
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime: ...
 
 
-class AlwaysOpen:
-    """The 24x7 calendar: business time is wall time."""
-
-    def business_seconds(self, start: datetime, end: datetime) -> float:
-        return max(0.0, (end - start).total_seconds())
-
-    def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
-
-
-_ALWAYS = AlwaysOpen()
-
-
 def calendar_of(policy: dict[str, Any]) -> Calendar:
     spec = policy.get("calendar")
-    return calendar_from_dict(spec) if isinstance(spec, dict) else _ALWAYS
+    return calendar_from_dict(spec) if isinstance(spec, dict) else ALWAYS_OPEN
 
 
 @dataclass

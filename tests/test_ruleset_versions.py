@@ -107,8 +107,8 @@ def test_pilot_takes_a_share_or_a_channel_and_says_so(db_url, tmp_path):
     assert reg.for_new_ticket("TF-ANY", "weibo")[1] == "active version"
 
 
-def test_backtest_reports_what_would_change():
-    cand = load_ruleset(candidate(Path(__import__("tempfile").mkdtemp())))
+def test_backtest_reports_what_would_change(tmp_path):
+    cand = load_ruleset(candidate(tmp_path))
     report = backtest(cand, from_dir(PROJECT_ROOT / "tests" / "histories"))
     assert report.tickets == len(list((PROJECT_ROOT / "tests" / "histories").glob("*.json")))
     assert report.field_changes["priority"]["P3 → P2"] >= 1

@@ -6,7 +6,6 @@ Create Date: 2026-11-22 20:30:35.266196
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
 
 
 revision = '0003'
