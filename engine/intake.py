@@ -73,6 +73,7 @@ def parse_event(data: object) -> TicketEvent:
             tier=cust.get("tier", "standard"),
             language=cust.get("language", "en"),
             name=cust.get("name", ""),
+            email=cust.get("email", ""),
         ),
         subject=data["subject"],
         body=data["body"],

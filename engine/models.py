@@ -32,6 +32,7 @@ class Customer:
     tier: str = "standard"
     language: str = "en"
     name: str = ""
+    email: str = ""
 
 
 @dataclass
@@ -125,6 +126,9 @@ class OutgoingMessage:
     recipient: str
     language: str
     body: str
+    connector: str = ""  # connector name chosen by the rules; "" = the channel's connector (connectors.yaml)
+    address: str = ""  # where the connector delivers: an email address, a channel user id
+    subject: str = ""  # email subject line; other channels ignore it
 
 
 @dataclass
