@@ -24,6 +24,7 @@ class Settings:
     db_url: str | None = None
     rules_dir: Path = PROJECT_ROOT / "rules"
     agents_file: Path = PROJECT_ROOT / "agents.yaml"
+    connectors_file: Path = PROJECT_ROOT / "connectors.yaml"  # how messages leave: docs/connectors.md
     tls: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -40,6 +41,7 @@ class Settings:
             db_url=env.get("TICKETFLOW_DB_URL") or None,
             rules_dir=Path(env.get("TICKETFLOW_RULES_DIR", str(PROJECT_ROOT / "rules"))),
             agents_file=Path(env.get("TICKETFLOW_AGENTS_FILE", str(PROJECT_ROOT / "agents.yaml"))),
+            connectors_file=Path(env.get("TICKETFLOW_CONNECTORS_FILE", str(PROJECT_ROOT / "connectors.yaml"))),
             tls=env.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"),
             tls_cert=Path(env["TEMPORAL_TLS_CERT"]) if env.get("TEMPORAL_TLS_CERT") else None,
             tls_key=Path(env["TEMPORAL_TLS_KEY"]) if env.get("TEMPORAL_TLS_KEY") else None,

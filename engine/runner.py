@@ -23,6 +23,7 @@ from engine.activities.triage import RulesetRegistry, TriageActivities
 from engine.agents import load_directory
 from engine import metrics
 from engine.config import Settings
+from engine.connectors import load_connectors
 from engine.reload import RulesWatcher
 from engine.store import Store
 from engine.store.directory import import_directory, is_empty, load_from_store
@@ -41,7 +42,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     triage = TriageActivities(registry)
     assignment = AssignmentActivities(store)
     projection = ProjectionActivities(store)
-    messaging = MessagingActivities(store, settings.outbox_log, lambda: load_from_store(store))
+    messaging = MessagingActivities(store, settings.outbox_log, lambda: load_from_store(store), connectors=load_connectors(settings.connectors_file, settings.outbox_log))
     log.info("ruleset %s from %s; store %s", registry.active.version, settings.rules_dir, store.engine.url.render_as_string(hide_password=True))
     return Worker(
         client,

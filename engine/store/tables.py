@@ -9,7 +9,11 @@ from sqlmodel import Field, SQLModel
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message handed to a connector. The unique key is what makes a retried send a no-op."""
+    """A message handed to a connector. The unique key is what makes a retried send a no-op.
+
+    `status`: pending = an attempt claimed it and has not reported back (in flight, or it crashed
+    mid-delivery: the next attempt sends again with the same key); failed = the last attempt
+    failed (`last_error` says why; a retry may still deliver it); delivered = done, never again."""
 
     __tablename__ = "outbox"
 
@@ -24,6 +28,12 @@ class OutboxMessage(SQLModel, table=True):
     body: str
     created_at: datetime
     delivered_at: datetime | None = None
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    detail: str | None = None  # what the connector said: "HTTP 200", a Message-ID, "logged"
+    last_error: str | None = None
+    address: str | None = Field(default=None, max_length=254)
+    subject: str | None = Field(default=None, max_length=300)
 
 
 class TicketAssignment(SQLModel, table=True):
