@@ -392,7 +392,7 @@ def test_structural_mistakes_are_reported_in_plain_words() -> None:
                 then: {priority: P3}
         """})
     assert [(i.line, i.message) for i in issues] == [
-        (2, "name: 'escalations' is not one of classification, priority, routing, sla_policy, escalation, auto_close, survey"),
+        (2, "name: 'escalations' is not one of classification, priority, routing, sla_policy, escalation, auto_close, survey, respond, faq, resolution, recovery, compensation"),
         (4, "rules must not be empty"),
         (8, "the rule has no 'then'"),
         (9, "a condition is one of all/any/not or a single field test, this one mixes 'any', 'field'"),

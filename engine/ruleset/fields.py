@@ -25,6 +25,11 @@ TIERS = ("standard", "premium", "vip")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 SLA_METRICS = ("first_response", "next_reply", "periodic_update", "resolution")
 TIERS_UP = ("agent", "senior", "other_department", "management")
+ORIGINS = ("customer", "agent")
+RESOLVERS = ("agent", "bot", "auto_close")
+SURVEY_KINDS = ("csat", "nps")
+COMPENSATIONS = ("refund", "coupon", "reship")
+AGENT_TIERS = ("agent", "senior", "expert", "manager")  # as in agents.yaml, lowest first
 STATUSES = ("received", "triaged", "assigned", "open", "pending_customer", "on_hold", "resolved", "surveying", "closed")
 
 # Field types. `text` is free prose (subject, body) and `string` an identifier-like value; both
@@ -76,6 +81,14 @@ FIELDS: dict[str, Field] = _catalog(
     Field("sla.metric", ENUM, "escalation only: which clock", SLA_METRICS),
     Field("sla.threshold", NUMBER, "escalation only: the warning fraction reached (1.0 for a breach)", optional=True),
     Field("escalation.tier", ENUM, "who holds the ticket now: agent, senior, other_department, management", TIERS_UP),
+    Field("origin", ENUM, "who opened the ticket: the customer, or an agent reaching out", ORIGINS, optional=True),
+    Field("resolved_by", ENUM, "survey only: who resolved it - an agent, the FAQ bot, or auto-close", RESOLVERS, optional=True),
+    Field("customer.days_since_survey", NUMBER, "survey only: days since this customer was last sent a survey; missing if never", optional=True),
+    Field("survey.kind", ENUM, "recovery only: the survey answered", SURVEY_KINDS, optional=True),
+    Field("survey.score", INT, "recovery only: the score given (CSAT 1-5, NPS 0-10)", optional=True),
+    Field("compensation.kind", ENUM, "compensation only: what is offered", COMPENSATIONS, optional=True),
+    Field("compensation.amount", NUMBER, "compensation only: its value in the shop's currency", optional=True),
+    Field("agent.tier", ENUM, "compensation only: the tier of the agent offering it", AGENT_TIERS, optional=True),
 )
 
 # Every field may be tested for presence; the rest depends on what the value is.
@@ -143,7 +156,32 @@ GROUP_ACTIONS: dict[str, dict[str, Action]] = {
         "survey": Action(A_BOOL, "send a satisfaction survey after resolution"),
         "delay": Action(A_DURATION, "wait this long after resolution before sending"),
         "expires_after": Action(A_DURATION, "stop accepting answers this long after sending"),
-        "kind": Action(A_ENUM, "survey type", ("csat", "nps")),
+        "kind": Action(A_ENUM, "survey type", SURVEY_KINDS),
+        "channel": Action(A_ENUM, "send the survey on this channel instead of the ticket's own", CHANNELS),
+        "remind_after": Action(A_DURATION, "send one reminder this long after the survey if it is unanswered"),
+    },
+    "respond": {
+        "connector": Action(A_STRING, "deliver customer messages through this connector (a name in connectors.yaml)"),
+        "faq_bot": Action(A_BOOL, "let the FAQ bot answer first when an FAQ entry matches"),
+        "progress_every": Action(A_DURATION, "tell the customer how it is going this often while the ticket is unresolved"),
+        "bot_resolve_after": Action(A_DURATION, "resolve a bot-answered ticket when the customer says nothing more for this long"),
+    },
+    "faq": {
+        "answer": Action(A_STRING, "the FAQ entry whose answer the bot sends (generated from faq: entries)"),
+    },
+    "resolution": {
+        "needs_human_reply": Action(A_BOOL, "refuse to resolve until an agent wrote a reply of their own (not a template, not the bot)"),
+        "needs_root_cause": Action(A_BOOL, "refuse to resolve without a root cause"),
+    },
+    "recovery": {
+        "reopen": Action(A_BOOL, "reopen the ticket for its assignee"),
+        "followup": Action(A_BOOL, "open a follow-up task for the team lead"),
+        "followup_due": Action(A_DURATION, "the follow-up task's own deadline"),
+        "notify": Action(A_LIST, "who to tell: assignee, team_lead, manager, or a team id"),
+    },
+    "compensation": {
+        "approve": Action(A_BOOL, "true: within the agent's authority, issued at once; false: waits for approval"),
+        "approver": Action(A_ENUM, "the lowest tier that may approve it", AGENT_TIERS[1:]),
     },
 }
 
