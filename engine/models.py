@@ -356,3 +356,21 @@ def decode(tp: Any, value: Any) -> Any:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         return decode(options[0], value) if len(options) == 1 else value
     return value
+
+
+@dataclass
+class RenderRequest:
+    """Which template to render for a customer message, and the values it may use."""
+
+    ruleset_version: str
+    kind: str  # acknowledgement, survey, ... or faq.<entry id>, reply.<name>
+    channel: str
+    language: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RenderedMessage:
+    body: str
+    subject: str = ""
+    template: str = ""  # which variant rendered it, e.g. "survey/zh", "email/en", "builtin:closed/en"
