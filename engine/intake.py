@@ -81,6 +81,8 @@ def parse_event(data: object) -> TicketEvent:
         is_public=bool(data.get("is_public", False)),
         order_value=data.get("order_value"),
         prior_contacts=data.get("prior_contacts"),
+        origin=data.get("origin", "customer"),
+        linked_to=data.get("linked_to", ""),
     )
 
 

@@ -48,6 +48,8 @@ class TicketEvent:
     is_public: bool = False
     order_value: float | None = None
     prior_contacts: int | None = None
+    origin: str = "customer"  # customer | agent (an agent reaching out: no survey by default rules)
+    linked_to: str = ""  # a closed ticket this one continues (a message after its reopen window)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TimingOverrides:
 
     survey_delay_seconds: int | None = None
     survey_expiry_seconds: int | None = None
+    reopen_window_seconds: int | None = None
 
 
 @dataclass
@@ -151,12 +154,14 @@ class AgentReply:
     body: str
     wait_for_customer: bool = False
     forced_by: str = ""  # a supervisor replying for the assignee (recorded)
+    template: str = ""  # a canned reply (template kind reply.<name>); body is then optional extra text
 
 
 @dataclass
 class CustomerMessage:
     body: str
     event_id: str = ""
+    wants_human: bool = False  # the customer pressed "talk to a person" (words like 转人工 count too)
 
 
 @dataclass
@@ -164,6 +169,7 @@ class ResolveCommand:
     agent: str
     note: str = ""
     forced_by: str = ""
+    root_cause: str = ""
 
 
 @dataclass
@@ -248,6 +254,9 @@ class Survey:
     comment: str = ""
     answered_at: str | None = None
     expired: bool = False
+    channel: str = ""  # where it went, when not the ticket's own channel
+    reminded_at: str | None = None
+    rule_id: str = ""
 
 
 @dataclass
@@ -258,6 +267,75 @@ class SlaEvent:
     at: str
     status: str = ""
     policy: dict[str, Any] | None = None  # kind "policy": the targets in force from `at` on
+
+
+@dataclass
+class Compensation:
+    """A refund, coupon or reship offered on a ticket; above the agent's limit it waits for approval."""
+
+    seq: int
+    kind: str
+    amount: float
+    reason: str
+    offered_by: str
+    status: str  # issued | pending_approval | declined
+    at: str
+    rule_id: str = ""
+    approver_tier: str = ""  # the lowest tier that may approve it, when pending
+    decided_by: str = ""
+    decided_at: str = ""
+    note: str = ""
+
+
+@dataclass
+class CompensationCommand:
+    agent: str
+    agent_tier: str  # looked up in the directory by the CLI, like a supervisor's rank
+    kind: str
+    amount: float
+    reason: str
+
+
+@dataclass
+class CompensationDecision:
+    by: str
+    by_tier: str
+    approve: bool
+    note: str = ""
+
+
+@dataclass
+class FollowupTaskInput:
+    """Service recovery: a task for the team lead after a low survey score, with its own deadline."""
+
+    task_id: str
+    ticket_id: str
+    team: str
+    reason: str
+    due_seconds: int
+    notify: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FollowupTaskState:
+    task_id: str
+    ticket_id: str
+    team: str
+    reason: str
+    status: str  # open | done
+    opened_at: str
+    due: str
+    told: list[str] = field(default_factory=list)
+    overdue: bool = False
+    done_by: str = ""
+    done_at: str = ""
+    note: str = ""
+
+
+@dataclass
+class TaskDone:
+    by: str
+    note: str
 
 
 @dataclass
@@ -286,6 +364,17 @@ class TicketState:
     is_public: bool = False
     timing: TimingOverrides = field(default_factory=TimingOverrides)
     as_of: str = ""  # the workflow time this state was read at (queries see the last task's time)
+    origin: str = "customer"
+    resolved_by: str | None = None  # agent | bot | auto_close
+    root_cause: str = ""
+    handoff: str = ""  # why a human took over from the FAQ bot
+    bot_answer: str = ""  # the FAQ entry the bot answered with
+    compensations: list["Compensation"] = field(default_factory=list)
+    followups: list[str] = field(default_factory=list)  # follow-up task workflow ids
+    linked_to: str = ""  # the closed ticket this one continues
+    linked_tickets: list[str] = field(default_factory=list)
+    reopen_until: str | None = None  # closed, but a customer message until then reopens it
+    undelivered: list[str] = field(default_factory=list)  # message steps a connector refused
 
 
 @dataclass

@@ -16,16 +16,18 @@ from .fields import build_snapshot
 # (stage, groups evaluated together on one snapshot)
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("classify", ("classification", "priority")),
-    ("assign", ("routing", "sla_policy")),
+    ("assign", ("routing", "sla_policy", "respond", "resolution", "faq")),
     ("pending", ("auto_close",)),
     ("sla_event", ("escalation",)),
+    ("compensation", ("compensation",)),
     ("resolve", ("survey",)),
+    ("survey_answer", ("recovery",)),
 )
 
 # stage -> the field that must be set for it to happen at all: escalation runs on an SLA event,
 # so a ticket without one (as it arrives) gets no escalation decision here either, and a
 # fixture cannot "cover" an escalation rule by accident.
-_TRIGGER = {"sla_event": "sla.event"}
+_TRIGGER = {"sla_event": "sla.event", "compensation": "compensation.kind", "survey_answer": "survey.score"}
 
 # action -> snapshot field it sets for later stages
 _SETS = {"category": "category", "priority": "priority", "team": "team", "policy": "sla_policy"}

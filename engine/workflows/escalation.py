@@ -30,6 +30,10 @@ class EscalationMixin:
     async def _until_resolved_v2(self) -> None:
         st = self._state
         while st.status != "resolved":
+            if self._v4:
+                await self._respond_due()
+                if st.status == "resolved":
+                    break
             await self._fire_due()
             if self._v3:
                 await self._staffing()
@@ -41,6 +45,10 @@ class EscalationMixin:
             if self._followups:
                 first = min(datetime.fromisoformat(at) for at, _, _ in self._followups)
                 deadline = first if deadline is None else min(deadline, first)
+            if self._v4:
+                extra = self._respond_deadline()
+                if extra is not None:
+                    deadline = extra if deadline is None else min(deadline, extra)
             silent = self._silent_deadline() if self._v3 else None
             if silent is not None:
                 deadline = silent if deadline is None else min(deadline, silent)

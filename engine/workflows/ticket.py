@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from engine import sla as sla_clock
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         EvaluationResult,
         Message,
         OutgoingMessage,
+        RenderedMessage,
         ReopenCommand,
         ResolveCommand,
         SlaEvent,
@@ -46,7 +47,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.searchattrs import ticket_search_attributes
     from engine.texts import human_duration, render
+    from engine.workflows.aftercare import AftercareMixin
+    from engine.workflows.compensation import CompensationMixin
     from engine.workflows.escalation import EscalationMixin
+    from engine.workflows.respond import RespondMixin, asks_for_human
 
 EVAL_TIMEOUT = timedelta(seconds=10)
 EVAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -59,7 +63,7 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 @workflow.defn
-class TicketWorkflow(EscalationMixin):
+class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, CompensationMixin):
     @workflow.init
     def __init__(self, input: TicketInput) -> None:
         ev = input.event
@@ -72,6 +76,8 @@ class TicketWorkflow(EscalationMixin):
             subject=ev.subject,
             is_public=ev.is_public,
             timing=input.timing,
+            origin=ev.origin,
+            linked_to=ev.linked_to,
         )
         self._seen_events: set[str] = {ev.event_id}
         self._reopened = False
@@ -87,6 +93,19 @@ class TicketWorkflow(EscalationMixin):
         self._unavailable = ""
         self._released = False
         self._assigned_at = ""
+        # respond-v4: templates, connectors, FAQ bot, progress updates, auto-close, aftercare
+        self._v4 = False
+        self._last_update_at = ""  # last message that kept the customer informed
+        self._progress_sent = 0
+        self._pending_since = ""  # when the ticket last started waiting on the customer
+        self._auto_for = ""  # which waiting period the auto-close plan below was decided for
+        self._auto_plan: dict[str, Any] | None = None
+        self._auto_reminded = False
+        self._reminders = 0
+        self._customer_messages = 0
+        self._wants_human = False
+        self._human_replies = 0  # agent replies written by a person, not a canned template
+        self._reopen_reason = ""
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -99,6 +118,9 @@ class TicketWorkflow(EscalationMixin):
         self._v2 = workflow.patched("sla-escalation-v2")
         # v3: the SQL projection, queues when nobody is free, release on resolve, reassignment.
         self._v3 = self._v2 and workflow.patched("store-v3")
+        # v4: templates and connectors, FAQ bot, progress updates, rule-driven survey with recovery,
+        # auto-close, the reopen window and complaint handling.
+        self._v4 = self._v3 and workflow.patched("respond-v4")
         self._message("customer", ev.customer.id, ev.body)
         self._stage("receive")
         self._sla("opened")
@@ -113,7 +135,8 @@ class TicketWorkflow(EscalationMixin):
         self._set_status("triaged")
         self._stage("classify")
 
-        route = await self._evaluate(["routing", "sla_policy"])
+        groups = ["routing", "sla_policy"] + (["respond", "resolution", "faq"] if self._v4 else [])
+        route = await self._evaluate(groups)
         self._apply(route.decisions)
         if st.sla_policy in route.sla_policies:
             st.sla_targets = route.sla_policies[st.sla_policy]
@@ -123,6 +146,11 @@ class TicketWorkflow(EscalationMixin):
             # Validation refuses such a ruleset; if one slips through, the ticket lives on unclocked
             # and says why, rather than failing the customer's ticket.
             self._message("system", "sla", f"sla policy {st.sla_policy!r} is not in ruleset {st.ruleset_version}; no SLA clock")
+        if self._v4:
+            await self._respond_v4()
+            await self._lifecycle_v4()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return self._snapshot_state()
         await self._assign()
         self._stage("assign")
 
@@ -258,6 +286,8 @@ class TicketWorkflow(EscalationMixin):
 
     @workflow.update
     async def agent_reply(self, cmd: AgentReply) -> CommandResult:
+        if self._v4:
+            return await self._agent_reply_v4(cmd)
         self._replies += 1
         self._message("agent", cmd.agent, cmd.body + (f" (forced by {cmd.forced_by})" if cmd.forced_by else ""))
         if self._v2:
@@ -268,17 +298,43 @@ class TicketWorkflow(EscalationMixin):
         await self._send("agent_reply", f"reply:{self._replies}", text=cmd.body)
         return CommandResult(self._state.ticket_id, self._state.status)
 
+    async def _agent_reply_v4(self, cmd: AgentReply) -> CommandResult:
+        st = self._state
+        if cmd.template:
+            try:
+                canned = await self._render(f"reply.{cmd.template}", st.channel, agent=cmd.agent)
+            except ActivityError as err:
+                raise ApplicationError(f"canned reply {cmd.template!r}: {getattr(err.cause, 'message', err)}") from None
+            text = canned.body + (f"\n\n{cmd.body.strip()}" if cmd.body.strip() else "")
+            rendered = RenderedMessage(body=text, subject=canned.subject, template=canned.template)
+        else:
+            self._human_replies += 1
+            rendered = RenderedMessage(body=cmd.body)
+        self._replies += 1
+        how = f" [template {cmd.template}]" if cmd.template else ""
+        self._message("agent", cmd.agent, rendered.body + how + (f" (forced by {cmd.forced_by})" if cmd.forced_by else ""))
+        self._sla("agent_reply")
+        self._set_status("pending_customer" if cmd.wait_for_customer else "open")
+        await self._deliver("agent_reply", f"reply:{self._replies}", role="", rendered=rendered)
+        return CommandResult(st.ticket_id, st.status)
+
     @agent_reply.validator
     def _check_reply(self, cmd: AgentReply) -> None:
         self._require_assignee(cmd.agent, "reply", cmd.forced_by)
         if self._state.status not in REPLYABLE:
             raise ValueError(f"cannot reply to ticket {self._state.ticket_id} while it is {self._state.status}")
-        if not cmd.body.strip():
+        if not cmd.body.strip() and not cmd.template:
             raise ValueError("reply body is empty")
+        if cmd.template and not self._v4:
+            raise ValueError(f"ticket {self._state.ticket_id} predates canned replies; write the reply out")
 
     @workflow.update
     def resolve(self, cmd: ResolveCommand) -> CommandResult:
         self._reopened = False  # a reopen from here on cancels this resolution's survey
+        self._state.resolved_by = "agent"
+        if cmd.root_cause.strip():
+            self._state.root_cause = cmd.root_cause.strip()
+            self._log("root_cause", {"root_cause": self._state.root_cause, "by": cmd.agent})
         note = cmd.note or "resolved"
         self._message("agent", cmd.agent, note + (f" (forced by {cmd.forced_by})" if cmd.forced_by else ""))
         self._sla("resolved")
@@ -291,10 +347,24 @@ class TicketWorkflow(EscalationMixin):
         self._require_assignee(cmd.agent, "resolve", cmd.forced_by)
         if self._state.status not in REPLYABLE:
             raise ValueError(f"cannot resolve ticket {self._state.ticket_id} while it is {self._state.status}")
+        if self._v4:
+            st, rules = self._state, self._plan("resolution")
+            what = f"{st.category} ticket" if st.category else "ticket"
+            if rules.get("needs_human_reply") and self._human_replies == 0:
+                raise ValueError(f"{what} {st.ticket_id} cannot be resolved with only template or bot replies: "
+                                 "write the customer a reply of your own first")
+            if rules.get("needs_root_cause") and not cmd.root_cause.strip():
+                raise ValueError(f"{what} {st.ticket_id} needs a root cause to be resolved (--root-cause)")
+            pending = self._pending_compensation()
+            if pending is not None:
+                raise ValueError(f"compensation #{pending.seq} ({pending.kind} {pending.amount:g}) still waits for approval")
 
     @workflow.update
     async def reopen(self, cmd: ReopenCommand) -> CommandResult:
         st = self._state
+        if self._v4:
+            self._reopen_now(cmd.by, cmd.reason)
+            return CommandResult(st.ticket_id, st.status)
         st.reopen_count += 1
         self._reopened = True
         self._message("customer" if cmd.by == "customer" else "agent", cmd.by, f"reopened: {cmd.reason}")
@@ -305,8 +375,13 @@ class TicketWorkflow(EscalationMixin):
 
     @reopen.validator
     def _check_reopen(self, cmd: ReopenCommand) -> None:
-        if self._state.status not in ("resolved", "surveying"):
-            raise ValueError(f"only a resolved ticket can be reopened; {self._state.ticket_id} is {self._state.status}")
+        st = self._state
+        if self._v4 and st.status == "closed" and st.reopen_until:
+            pass  # closed, but within the reopen window
+        elif st.status == "closed" and self._v4:
+            raise ValueError(f"ticket {st.ticket_id} is closed and its reopen window has ended; open a new ticket")
+        elif st.status not in ("resolved", "surveying"):
+            raise ValueError(f"only a resolved ticket can be reopened; {st.ticket_id} is {st.status}")
         if not cmd.reason.strip():
             raise ValueError("a reopen needs a reason")
 
@@ -336,6 +411,9 @@ class TicketWorkflow(EscalationMixin):
         if msg.event_id:
             self._seen_events.add(msg.event_id)
         self._message("customer", self._state.customer.id, msg.body)
+        self._customer_messages += 1
+        if msg.wants_human or asks_for_human(msg.body):
+            self._wants_human = True
         if self._v2:
             self._sla("customer_message")
         if self._state.status == "pending_customer":
@@ -559,6 +637,7 @@ class TicketWorkflow(EscalationMixin):
             "tags": list(st.tags),
             "status": st.status,
             "reopen_count": st.reopen_count,
+            "origin": st.origin,
         }
         opened = datetime.fromisoformat(st.stages[0].at) if st.stages else workflow.now()
         snap["age_hours"] = round((workflow.now() - opened).total_seconds() / 3600, 4)
@@ -610,6 +689,8 @@ class TicketWorkflow(EscalationMixin):
         if status == self._state.status:
             return
         self._state.status = status
+        if status == "pending_customer":
+            self._pending_since = self._now()
         self._sla("status", status)
         self._log("status", {"status": status})
         workflow.upsert_search_attributes(ticket_search_attributes(status=status))
