@@ -578,3 +578,18 @@ def test_a_missing_file_is_one_line(tmp_path):
 def test_log_only_is_the_default_without_connectors(tmp_path):
     c = log_only(tmp_path / "outbox.log")
     assert c.names() == ["outbox"] and c.for_message(wechat_msg(channel="internal")).name == "outbox"
+
+
+def test_the_documented_webhook_example_is_a_valid_test_vector():
+    """docs/connectors.md gives gateway authors a request to check their verification against."""
+    doc = (PROJECT_ROOT / "docs" / "connectors.md").read_text(encoding="utf-8")
+    request = doc.split("POST /ticketflow HTTP/1.1\n", 1)[1].split("\n```", 1)[0]
+    head, body = request.split("\n\n", 1)
+    headers = dict(line.split(": ", 1) for line in head.splitlines())
+    raw = body.encode("utf-8")
+    ts, sig = headers["X-Ticketflow-Timestamp"], headers["X-Ticketflow-Signature"]
+    assert verify_signature("example-secret", ts, raw, sig, now=int(ts) + 10)
+    payload = json.loads(raw)
+    assert payload["channel"] == "wechat" and payload["idempotency_key"] == headers["Idempotency-Key"]
+    assert set(payload) == {"idempotency_key", "ticket_id", "kind", "channel", "to", "address", "language", "subject",
+                            "body", "sent_at"}

@@ -66,7 +66,7 @@ class SmtpConnector(Connector):
 
     def __init__(self, name: str, host: str, port: int, sender: str, *, starttls: bool = False,
                  ssl_on_connect: bool = False, username: str | None = None, password: str | None = None,
-                 timeout: float = 30.0, ca_file: str | None = None) -> None:
+                 timeout: float = 15.0, ca_file: str | None = None) -> None:
         super().__init__(name)
         self.host, self.port, self.sender = host, port, sender
         self.starttls, self.ssl_on_connect = starttls, ssl_on_connect

@@ -77,7 +77,7 @@ class WebhookConnector(Connector):
         body = json.dumps(payload(msg, now), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = str(int(now.timestamp()))
         headers = {
-            "Content-Type": "application/json; charset=utf-8",
+            "Content-Type": "application/json",  # UTF-8 by definition (RFC 8259)
             IDEMPOTENCY_HEADER: msg.idempotency_key,
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
