@@ -40,6 +40,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from . import sentiment
@@ -653,6 +654,10 @@ class Ruleset:
         self._data = json.loads(json.dumps(dict(normalised), ensure_ascii=False))
         self.version: str = hashlib.sha256(canonical_json(self._data).encode("utf-8")).hexdigest()[:12]
         self.sla_policies: dict[str, dict[str, Any]] = copy.deepcopy(self._data.get("sla_policies", {}))
+        # {kind: {variant: {subject?, body}}}, read-only views (engine.templates.render reads them)
+        self._templates = MappingProxyType({
+            kind: MappingProxyType({key: MappingProxyType(dict(spec)) for key, spec in variants.items()})
+            for kind, variants in copy.deepcopy(self._data.get("templates", {})).items()})
         self.groups: dict[str, CompiledGroup] = {}
         self._list_actions: dict[str, frozenset[str]] = {}
         self._plans: dict[str, _Plan] = {}
@@ -682,6 +687,12 @@ class Ruleset:
     def to_dict(self) -> dict[str, Any]:
         """The normalised ruleset as plain JSON-able data; `version` is the hash of exactly this."""
         return copy.deepcopy(self._data)
+
+    @property
+    def templates(self) -> Mapping[str, Mapping[str, Mapping[str, str]]]:
+        """The ruleset's customer-message templates, `faq.<id>` answers included:
+        {kind: {variant ("en", "email/zh"): {"subject"?: ..., "body": ...}}}. Read-only."""
+        return self._templates
 
     def has_group(self, name: str) -> bool:
         return name in self.groups

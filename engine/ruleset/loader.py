@@ -12,6 +12,10 @@ This module owns everything between YAML text and a compiled `Ruleset`:
 - normalisation (durations to seconds, defaults filled in, groups in name order), which is what
   the ruleset version hashes.
 
+Templates (`templates:`) and FAQ entries (`faq:`) are checked here too: message kinds, variant
+keys and every template text with engine.templates (syntax, variables, a trial render); FAQ
+entries become the rules of a generated `faq` group and their answers templates `faq.<id>`.
+
 Every problem found is collected; loading raises one RulesetError carrying all of them, because
 fixing one error per run is miserable.
 """
@@ -33,6 +37,8 @@ try:  # the regex parser moved in 3.11; it is the only reliable way to see a pat
     import re._parser as _sre_parse  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+from engine import templates as _templates  # a module reference: engine.templates imports this package
 
 from .calendars import CalendarProblem, from_normalised, normalise_calendar
 from .calendars import CALENDAR_SCHEMA
@@ -127,6 +133,19 @@ def rules_json_schema() -> dict[str, Any]:
                 "propertyNames": {"$ref": "#/$defs/id"},
                 "additionalProperties": {"$ref": "#/$defs/calendar"},
             },
+            "templates": {
+                "description": "Customer-message templates by kind (see rules/README.md, Templates); "
+                               "canned replies are reply.<name>",
+                "type": "object",
+                "properties": {name: {"description": kind.description, "$ref": "#/$defs/template_variants"}
+                               for name, kind in _templates.KINDS.items() if not kind.family},
+                "additionalProperties": {"$ref": "#/$defs/template_variants"},
+            },
+            "faq": {
+                "description": "FAQ entries the bot answers; they become the rules of the faq group, in this order",
+                "type": "array",
+                "items": {"$ref": "#/$defs/faq_entry"},
+            },
         },
         "$defs": {
             "id": {"type": "string", "pattern": ID_PATTERN},
@@ -180,6 +199,41 @@ def rules_json_schema() -> dict[str, Any]:
                 },
             },
             "calendar": CALENDAR_SCHEMA,
+            "template_variants": {
+                "description": "variants by language (en, zh, zh-TW) or <channel>/<language> (email/en)",
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"$ref": "#/$defs/template"},
+            },
+            "template": {
+                "description": "the message text, or {subject, body}; Jinja syntax: {{ name }}, {% if ... %}",
+                "type": ["string", "object"],
+                "minLength": 1,
+                "required": ["body"],
+                "additionalProperties": False,
+                "properties": {
+                    "subject": {"type": "string", "minLength": 1, "description": "e.g. the e-mail subject"},
+                    "body": {"type": "string", "minLength": 1},
+                },
+            },
+            "faq_entry": {
+                "type": "object",
+                "required": ["id", "keywords", "answer"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"$ref": "#/$defs/id"},
+                    "description": {"type": "string"},
+                    "keywords": {
+                        "description": "by language: any one keyword found in the ticket's text selects the entry",
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {"type": "array", "minItems": 1,
+                                                 "items": {"type": "string", "minLength": 1}},
+                    },
+                    "when": {"$ref": "#/$defs/condition"},
+                    "answer": {"$ref": "#/$defs/template_variants"},
+                },
+            },
         },
     }
 
@@ -213,6 +267,9 @@ class _Source:
     values: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
     bad: set[DataPath] = field(default_factory=set)  # paths the schema already complained about
+    # literal block scalars (`|`): path -> (line, column) of their first content line, so a
+    # problem on line N of a template points at line N of it in the file
+    blocks: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
 
     def at(self, path: DataPath, key: bool = False) -> tuple[int | None, int | None]:
         if key and path in self.keys:
@@ -227,14 +284,42 @@ class _Source:
     def has_bad_within(self, path: DataPath) -> bool:
         return any(bad[:len(path)] == path for bad in self.bad)
 
-    def issue(self, path: DataPath, message: str, hint: str | None = None, key: bool = False) -> RuleIssue:
-        line, column = self.at(path, key)
+    def in_text(self, path: DataPath, line: int | None) -> tuple[int | None, int | None]:
+        """The file position of `line` (1-based) of the text value at `path`."""
+        if line is not None and path in self.blocks:
+            first, column = self.blocks[path]
+            return first + line - 1, column
+        return self.at(path)
+
+    def issue(self, path: DataPath, message: str, hint: str | None = None, key: bool = False,
+              position: tuple[int | None, int | None] | None = None) -> RuleIssue:
+        line, column = position or self.at(path, key)
         group, rule_id = self._context(path)
         if len(path) >= 2 and path[0] == "sla_policies":
             message = f"sla policy '{path[1]}': {message}"
         elif len(path) >= 2 and path[0] == "calendars":
             message = f"calendar '{path[1]}': {message}"
+        elif path and path[0] in ("templates", "faq"):
+            # a problem with a key is about the mapping holding it: name that one
+            subject = self._template_subject(path[:-1] if key else path)
+            if subject:
+                message = f"{subject}: {message}"
         return RuleIssue(self.name, line, column, rule_id, group, message, hint)
+
+    def _template_subject(self, path: DataPath) -> str:
+        """'template 'survey' (email/en)', 'faq entry 'delivery-time' answer (zh)', or ''."""
+        if len(path) >= 2 and path[0] == "templates":
+            return f"template '{path[1]}'" + (f" ({path[2]})" if len(path) >= 3 else "")
+        if len(path) >= 2 and path[0] == "faq" and isinstance(path[1], int):
+            try:
+                entry_id = self.data["faq"][path[1]].get("id")
+            except (LookupError, TypeError, AttributeError):
+                entry_id = None
+            text = f"faq entry '{entry_id}'" if isinstance(entry_id, str) else f"faq entry {path[1] + 1}"
+            if len(path) >= 4 and path[2] == "answer":
+                text += f" answer ({path[3]})"
+            return text
+        return ""
 
     def _context(self, path: DataPath) -> tuple[str | None, str | None]:
         group = rule_id = None
@@ -267,6 +352,7 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
     source = _Source(name, None)
     issues: list[RuleIssue] = []
     loader = _YamlLoader(text)
+    lines = text.splitlines()
     count = 0
 
     def pos(node: yaml.Node) -> tuple[int, int]:
@@ -278,6 +364,12 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
         if count > _MAX_NODES or len(path) > _MAX_DEPTH:
             raise _TooBig("file nests too deeply or expands too many aliases", node.start_mark)
         source.values[path] = pos(node)
+        if isinstance(node, yaml.ScalarNode) and node.style == "|":
+            # the content starts on the line after the `|`; its indentation is the column
+            first = node.start_mark.line + 1
+            if first < len(lines):
+                content = lines[first]
+                source.blocks[path] = (first + 1, len(content) - len(content.lstrip(" ")) + 1)
         if isinstance(node, yaml.MappingNode):
             loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *defaults)
             out: dict[str, Any] = {}
@@ -315,7 +407,8 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
         loader.dispose()
     if source.data is None:
         issues.append(RuleIssue(name, 1, 1, None, None, "the file is empty",
-                                "a rules file needs `groups:`, `sla_policies:` and/or `calendars:`"))
+                                "a rules file needs `groups:`, `sla_policies:`, `calendars:`, `templates:` "
+                                "and/or `faq:`"))
         return None, issues
     return source, issues
 
@@ -362,6 +455,14 @@ def _where_kind(path: DataPath) -> str:
     """What sort of mapping sits at `path`, for wording messages about its keys."""
     if not path:
         return "top"
+    if path[0] == "templates":
+        return {2: "variants", 3: "template"}.get(len(path), "other")
+    if path[0] == "faq" and "when" not in path[2:3]:
+        if len(path) == 2:
+            return "faq_entry"
+        if len(path) >= 3 and path[2] == "answer":
+            return {3: "variants", 4: "template"}.get(len(path), "other")
+        return "other"
     if path[0] == "sla_policies":
         return "sla_policy" if len(path) == 2 else "other"
     if path[0] == "calendars":
@@ -406,12 +507,14 @@ def _translate(source: _Source, error: Any, path: DataPath) -> list[RuleIssue]:
             else:
                 what = {"top": "top-level key", "group": "key in group", "rule": "key in rule",
                         "sla_policy": "key in sla policy", "calendar": "key in calendar"}.get(where, "key")
+                # (in a template or faq entry the message already names it: "template 'x' (en): unknown key")
                 message = f"unknown {what} '{key}'"
                 hint = _suggest(key, allowed) or f"allowed: {', '.join(allowed)}"
             out.append(source.issue(path + (key,), message, hint, key=True))
         return out
     if kind == "required":
-        what = {"group": "group", "rule": "rule", "sla_policy": "sla policy", "calendar": "calendar"}.get(_where_kind(path), "mapping")
+        what = {"group": "group", "rule": "rule", "sla_policy": "sla policy", "calendar": "calendar",
+                "faq_entry": "entry"}.get(_where_kind(path), "mapping")
         return [source.issue(path, f"the {what} has no '{key}'", f"add '{key}:'")
                 for key in error.validator_value if isinstance(value, dict) and key not in value]
     if kind == "propertyNames" or "propertyNames" in error.relative_schema_path:
@@ -448,7 +551,10 @@ def _translate(source: _Source, error: Any, path: DataPath) -> list[RuleIssue]:
     if kind == "minProperties":
         where = _where_kind(path)
         if where == "top":
-            return [source.issue(path, "the file has none of 'groups', 'sla_policies', 'calendars'")]
+            return [source.issue(path, "the file has none of 'groups', 'sla_policies', 'calendars', 'templates', 'faq'")]
+        if where == "variants":
+            what = "the answer" if label == "answer" else "it"
+            return [source.issue(path, f"{what} has no variant", "add one, e.g. en: \"...\"")]
         if where == "then":
             return [source.issue(path, "'then' sets no action")]
         return [source.issue(path, f"{label} is empty")]
@@ -614,12 +720,94 @@ def _check_calendars(source: _Source, issues: list[RuleIssue]) -> None:
             issues.append(source.issue(path + exc.key, str(exc), exc.hint))
 
 
+def _check_variants(source: _Source, kind: str, variants: Any, path: DataPath, issues: list[RuleIssue]) -> None:
+    """The variants of one message kind: their keys, and every text with the template checker."""
+    if not isinstance(variants, dict):
+        return
+    for key, spec in variants.items():
+        variant_path = path + (key,)
+        problem = _templates.variant_problem(key)
+        if problem is not None:
+            issues.append(source.issue(variant_path, problem[0], problem[1], key=True))
+            continue
+        if source.has_bad_within(variant_path):
+            continue
+        if isinstance(spec, str):
+            texts = [(variant_path, spec)]
+        elif isinstance(spec, dict):
+            texts = [(variant_path + (part,), spec[part]) for part in ("subject", "body") if isinstance(spec.get(part), str)]
+        else:
+            continue
+        for text_path, text in texts:
+            found = _templates.template_problem(kind, text)
+            if found is not None:
+                issues.append(source.issue(text_path, found.message, found.hint,
+                                           position=source.in_text(text_path, found.line)))
+
+
+def _check_templates(source: _Source, issues: list[RuleIssue]) -> None:
+    templates = source.data.get("templates")
+    for kind, variants in (templates.items() if isinstance(templates, dict) else []):
+        path = ("templates", kind)
+        problem = _templates.kind_problem(kind)
+        if problem is not None:
+            issues.append(source.issue(path, problem[0], problem[1], key=True))
+            continue
+        _check_variants(source, kind, variants, path, issues)
+        if (_templates.needs_own_english(kind) and isinstance(variants, dict) and variants
+                and "en" not in variants):
+            issues.append(source.issue(path, f"template '{kind}' has no 'en' variant",
+                                       "add en: ...; it is what every language without a variant of its own "
+                                       "gets (there is no built-in text for it)", key=True))
+
+
+def _check_faq(source: _Source, issues: list[RuleIssue]) -> None:
+    entries = source.data.get("faq")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entry, dict):
+            continue
+        path = ("faq", index)
+        if "when" in entry:
+            _check_condition(source, entry["when"], path + ("when",), issues)
+        keywords = entry.get("keywords")
+        for language, words in (keywords.items() if isinstance(keywords, dict) else []):
+            if not re.match(_templates.LANGUAGE_PATTERN, language):
+                problem = _templates.variant_problem(language)
+                issues.append(source.issue(path + ("keywords", language),
+                                           f"keywords: '{language}' is not a language code",
+                                           problem[1] if problem else None, key=True))
+            for at, word in enumerate(words if isinstance(words, list) else []):
+                if isinstance(word, str) and word and not word.strip():
+                    issues.append(source.issue(path + ("keywords", language, at),
+                                               "a blank keyword, which every text contains", "remove it"))
+        entry_id, answer = entry.get("id"), entry.get("answer")
+        if not (isinstance(entry_id, str) and re.match(ID_PATTERN, entry_id)) or not isinstance(answer, dict):
+            continue
+        _check_variants(source, f"faq.{entry_id}", answer, path + ("answer",), issues)
+        if answer and "en" not in answer:
+            issues.append(source.issue(path + ("answer",), "the answer has no 'en' variant",
+                                       "add en: ...; customers whose language has no answer of its own get it",
+                                       key=True))
+
+
+def _faq_condition(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The condition of the rule an FAQ entry becomes: any of its keywords (every language) in
+    the ticket's text, and its own `when` if it has one."""
+    words = [word for group in entry["keywords"].values() for word in group]
+    found: dict[str, Any] = {"field": "text", "contains_any": list(dict.fromkeys(words))}
+    if "when" in entry:
+        return {"all": [found, copy.deepcopy(entry["when"])]}
+    return found
+
+
 def _check_source(source: _Source, issues: list[RuleIssue]) -> None:
     """Checks that need only one file."""
     data = source.data
     if not isinstance(data, dict):
         return
     _check_calendars(source, issues)
+    _check_templates(source, issues)
+    _check_faq(source, issues)
     groups = data.get("groups")
     for gi, group in enumerate(groups if isinstance(groups, list) else []):
         if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
@@ -749,6 +937,102 @@ def _check_ruleset(sources: list[_Source], issues: list[RuleIssue]) -> None:
                             f"defined policies: {', '.join(sorted(policy_at))}" if policy_at else
                             "define it under sla_policies: in a rules file")
                         issues.append(source.issue(path + ("then", key), f"sla policy '{then[key]}' is not defined", hint))
+    _check_templates_and_faq(sources, rule_at, issues)
+
+
+def _check_templates_and_faq(sources: list[_Source], rule_at: dict[str, str], issues: list[RuleIssue]) -> None:
+    """Across files: each message kind defined once; FAQ ids unique among themselves and rule
+    ids; `faq:` entries or a hand-written faq group, not both; every FAQ answer has a template
+    and every FAQ answer template an entry or rule answering with it."""
+
+    def where(source: _Source, path: DataPath, key: bool = False) -> str:
+        line = source.at(path, key)[0]
+        return f"{source.name}:{line}" if line is not None else source.name
+
+    def mapping(source: _Source, key: str) -> dict:
+        value = source.data.get(key) if isinstance(source.data, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    def listed(source: _Source, key: str) -> list:
+        value = source.data.get(key) if isinstance(source.data, dict) else None
+        return value if isinstance(value, list) else []
+
+    kinds: dict[str, tuple[_Source, DataPath]] = {}
+    for source in sources:
+        for kind in mapping(source, "templates"):
+            if _templates.kind_problem(kind) is not None:
+                continue
+            path = ("templates", kind)
+            if kind in kinds:
+                issues.append(source.issue(path, f"template '{kind}' is already defined at {where(*kinds[kind], key=True)}",
+                                           "write all variants of a message kind in one place", key=True))
+            else:
+                kinds[kind] = (source, path)
+
+    faq_at: dict[str, str] = {}
+    seen_conditions: dict[str, str] = {}
+    for source in sources:
+        for index, entry in enumerate(listed(source, "faq")):
+            entry_id = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(entry_id, str):
+                continue
+            path = ("faq", index)
+            if entry_id in faq_at:
+                issues.append(source.issue(path + ("id",), f"duplicate faq entry id (first used at {faq_at[entry_id]})",
+                                           "faq entry ids must be unique across all files"))
+                continue
+            if entry_id in rule_at:
+                issues.append(source.issue(path + ("id",), f"'{entry_id}' is already a rule id (at {rule_at[entry_id]})",
+                                           "an faq entry becomes a rule of the faq group: pick an id no rule has"))
+                continue
+            faq_at[entry_id] = where(source, path + ("id",))
+            kind = f"faq.{entry_id}"
+            if kind in kinds:
+                other, other_path = kinds[kind]
+                issues.append(other.issue(other_path, f"faq entry '{entry_id}' (at {faq_at[entry_id]}) has its answer "
+                                          "under its own `answer:` already", "remove this template, or edit the "
+                                          "entry's answer", key=True))
+            if source.has_bad_within(path):
+                continue
+            try:
+                condition = canonical_json(_canonical_condition(_faq_condition(entry)))
+            except (KeyError, TypeError, AttributeError):
+                continue
+            if condition in seen_conditions:
+                issues.append(source.issue(path + ("keywords",), f"has the same keywords and condition as faq entry "
+                                           f"'{seen_conditions[condition]}' above, so it can never answer",
+                                           "merge the two entries or change the keywords", key=True))
+            else:
+                seen_conditions[condition] = entry_id
+
+    answered = set(faq_at)
+    for source in sources:
+        for gi, group in enumerate(listed(source, "groups")):
+            if not isinstance(group, dict) or group.get("name") != "faq":
+                continue
+            if faq_at:
+                first = next(iter(faq_at.values()))
+                issues.append(source.issue(("groups", gi, "name"), f"group 'faq' is written for you from the faq: "
+                                           f"entries (the first at {first})",
+                                           "move these rules into faq: entries, or drop the faq: entries and write "
+                                           "the answers under templates: faq.<id>"))
+                continue
+            for ri, rule in enumerate(group.get("rules") if isinstance(group.get("rules"), list) else []):
+                then = rule.get("then") if isinstance(rule, dict) else None
+                answer = then.get("answer") if isinstance(then, dict) else None
+                if not isinstance(answer, str):
+                    continue
+                answered.add(answer)
+                if f"faq.{answer}" not in kinds:
+                    defined = [kind[4:] for kind in kinds if kind.startswith("faq.")]
+                    hint = _suggest(answer, defined) or f"define templates: faq.{answer}: {{en: ...}} in a rules file"
+                    issues.append(source.issue(("groups", gi, "rules", ri, "then", "answer"),
+                                               f"answer '{answer}' has no template faq.{answer}", hint))
+    for kind, (source, path) in kinds.items():
+        if kind.startswith("faq.") and kind[4:] not in answered and kind[4:] not in faq_at:
+            hint = _suggest(kind[4:], answered) or "an FAQ answer is written under its entry's `answer:` in faq:"
+            issues.append(source.issue(path, f"template '{kind}': no faq entry or faq rule answers with "
+                                       f"'{kind[4:]}'", hint, key=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -760,11 +1044,33 @@ def _text(description: str | None) -> str:
     return " ".join((description or "").split())
 
 
+FAQ_GROUP_DESCRIPTION = ("Written from the faq: entries, in their order: the first entry with a keyword in the "
+                         "ticket's text (and whose condition holds) gives the answer.")
+
+
+def _variants(variants: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Variants as {key: {subject?, body}}, sorted. Trailing whitespace is not part of a message
+    (rendering strips it), so `|` and `|-` blocks give the same version."""
+    out = {}
+    for key, spec in sorted(variants.items()):
+        spec = {"body": spec} if isinstance(spec, str) else spec
+        out[key] = {part: spec[part].rstrip() for part in ("subject", "body") if part in spec}
+    return out
+
+
 def _normalise(sources: list[_Source]) -> dict[str, Any]:
     groups = []
     policies = {}
     calendars: dict[str, Any] = {}
+    templates: dict[str, Any] = {}
+    faq_rules: list[dict[str, Any]] = []
     for source in sources:
+        for kind, variants in (source.data.get("templates") or {}).items():
+            templates[kind] = _variants(variants)
+        for entry in source.data.get("faq") or []:
+            faq_rules.append({"id": entry["id"], "description": _text(entry.get("description")),
+                              "then": {"answer": entry["id"]}, "when": _faq_condition(entry)})
+            templates[f"faq.{entry['id']}"] = _variants(entry["answer"])
         for group in source.data.get("groups") or []:
             actions = GROUP_ACTIONS[group["name"]]
             rules = []
@@ -800,10 +1106,14 @@ def _normalise(sources: list[_Source]) -> dict[str, Any]:
             policies[name] = normal
         for name, spec in (source.data.get("calendars") or {}).items():
             calendars[name] = from_normalised(normalise_calendar(name, spec, _base_dir(source)))
+    if faq_rules:
+        groups.append({"name": "faq", "match": "first", "description": FAQ_GROUP_DESCRIPTION, "rules": faq_rules})
     groups.sort(key=lambda group: group["name"])
     out: dict[str, Any] = {"groups": groups, "sla_policies": dict(sorted(policies.items()))}
     if calendars:
         out["calendars"] = dict(sorted(calendars.items()))
+    if templates:  # absent rather than empty: rulesets without templates keep their version
+        out["templates"] = dict(sorted(templates.items()))
     return out
 
 
