@@ -45,6 +45,10 @@ def _rule_lines(directory: Path) -> dict[str, tuple[str, int, str]]:
                 rid = _scalar(_get(rule_node, "id"))
                 if rid:
                     where[rid] = (str(path), rule_node.start_mark.line + 1, gname or "")
+        for entry_node in _items(_get(root, "faq")):  # each faq entry is a rule of the faq group
+            rid = _scalar(_get(entry_node, "id"))
+            if rid:
+                where[rid] = (str(path), entry_node.start_mark.line + 1, "faq")
     return where
 
 
@@ -111,7 +115,8 @@ def lint_ruleset(ruleset: Ruleset, directory: Path) -> list[Finding]:
                         if w in seen_keywords and seen_keywords[w] != rule.id:
                             add(rule.id, group.name, f"keyword '{w}' also appears in earlier rule '{seen_keywords[w]}' of this first-match group, so here it only matters when that rule did not match")
                         seen_keywords.setdefault(w, rule.id)
-        if group.match == "first" and group.rules and group.rules[-1].when is not None and group.name != "escalation":
+        # escalation and faq decide only for some tickets on purpose: most get no FAQ answer
+        if group.match == "first" and group.rules and group.rules[-1].when is not None and group.name not in ("escalation", "faq"):
             add("", group.name, f"no catch-all rule at the end: tickets matching none of its rules get no {group.name} decision")
     for name in ruleset.sla_policies:
         if chosen_policies and name not in chosen_policies:
