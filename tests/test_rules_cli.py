@@ -108,7 +108,8 @@ def test_validate_shipped_rules_prints_the_version() -> None:
     assert as_json.returncode == 0
     data = json.loads(as_json.stdout)
     assert data["ok"] is True and data["version"] == version.group()
-    assert set(data["groups"]) == {"classification", "priority", "routing", "sla_policy", "escalation", "auto_close", "survey"}
+    assert set(data["groups"]) == {"classification", "priority", "routing", "sla_policy", "escalation", "auto_close", "survey",
+                                   "respond", "faq", "resolution", "recovery", "compensation"}
 
 
 # ---- lint -------------------------------------------------------------------------------------

@@ -630,7 +630,9 @@ def test_shipped_rules_load_with_all_groups(shipped: Ruleset) -> None:
     assert set(shipped.groups) == set(GROUP_ACTIONS)
     assert set(shipped.sla_policies) == {"p1-urgent", "p2-high", "p3-normal", "p4-low", "public-social"}
     for group in shipped.groups.values():
-        if group.match == "first":  # every first-match group decides something for every ticket
+        # every first-match group decides something for every ticket, except faq: most tickets
+        # match no FAQ entry, and get no bot answer
+        if group.match == "first" and group.name != "faq":
             assert group.rules[-1].when is None, group.name
 
 

@@ -1012,7 +1012,7 @@ def _check_templates_and_faq(sources: list[_Source], rule_at: dict[str, str], is
                 continue
             if faq_at:
                 first = next(iter(faq_at.values()))
-                issues.append(source.issue(("groups", gi, "name"), f"group 'faq' is written for you from the faq: "
+                issues.append(source.issue(("groups", gi, "name"), f"this group is written for you from the faq: "
                                            f"entries (the first at {first})",
                                            "move these rules into faq: entries, or drop the faq: entries and write "
                                            "the answers under templates: faq.<id>"))
