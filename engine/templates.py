@@ -36,7 +36,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.models import RenderedMessage
-from engine.ruleset.fields import CHANNELS, COMPENSATIONS, SURVEY_KINDS
+from engine.ruleset.fields import CHANNELS
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
@@ -597,7 +597,7 @@ def render(templates: Mapping[str, Any] | None, kind: str, channel: str, languag
         try:
             text = _compiled(body).render(shown).strip()
             title = " ".join(_compiled(subject).render(shown).split()) if subject else ""
-        except Exception as exc:  # noqa: BLE001 - StrictUndefined, the sandbox, or an error inside the template
+        except Exception as exc:  # StrictUndefined, the sandbox, or an error inside the template
             raise RenderError(f"template {label} failed: {type(exc).__name__}: {exc}") from exc
         if not text:
             raise RenderError(f"template {label} rendered an empty message")
@@ -617,13 +617,13 @@ _UNITS = {  # (seconds, English singular, Chinese simplified, Chinese traditiona
 _TRADITIONAL = ("zh-TW", "zh-HK", "zh-MO", "zh-Hant")
 
 
-def human_duration(seconds: int | float, language: str) -> str:
+def human_duration(seconds: float, language: str) -> str:
     """A duration for a customer message: "4 hours", "1 day 12 hours", "30 minutes" / "4小时",
     "1天12小时" (小時 for zh-TW, zh-HK). At most two units; below a minute reads one minute."""
     lang = _language(language)
     zh = lang.startswith("zh")
     traditional = any(lang.startswith(prefix) for prefix in _TRADITIONAL)
-    total = max(60, int(round(float(seconds) / 60)) * 60)
+    total = max(60, round(float(seconds) / 60) * 60)
     parts: list[str] = []
     for size, en, simplified, trad in _UNITS.values():
         count, total = divmod(total, size)

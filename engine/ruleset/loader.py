@@ -552,6 +552,8 @@ def _translate(source: _Source, error: Any, path: DataPath) -> list[RuleIssue]:
         where = _where_kind(path)
         if where == "top":
             return [source.issue(path, "the file has none of 'groups', 'sla_policies', 'calendars', 'templates', 'faq'")]
+        if label == "keywords" and path[:1] == ("faq",):
+            return [source.issue(path, "keywords is empty", "add keywords by language, e.g. en: [shipping time]")]
         if where == "variants":
             what = "the answer" if label == "answer" else "it"
             return [source.issue(path, f"{what} has no variant", "add one, e.g. en: \"...\"")]
@@ -773,9 +775,10 @@ def _check_faq(source: _Source, issues: list[RuleIssue]) -> None:
         for language, words in (keywords.items() if isinstance(keywords, dict) else []):
             if not re.match(_templates.LANGUAGE_PATTERN, language):
                 problem = _templates.variant_problem(language)
+                hint = problem[1] if problem and "did you mean" in (problem[1] or "") and "/" not in language else None
                 issues.append(source.issue(path + ("keywords", language),
                                            f"keywords: '{language}' is not a language code",
-                                           problem[1] if problem else None, key=True))
+                                           hint or "write a language code such as en, zh, zh-TW", key=True))
             for at, word in enumerate(words if isinstance(words, list) else []):
                 if isinstance(word, str) and word and not word.strip():
                     issues.append(source.issue(path + ("keywords", language, at),
