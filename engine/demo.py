@@ -30,7 +30,9 @@ from engine.models import (
 
 log = logging.getLogger("ticketflow.demo")
 
-DEMO_TIMING = TimingOverrides(survey_delay_seconds=10, survey_expiry_seconds=90)
+ROOT_CAUSES = ("courier skipped the delivery scan", "installer did not follow the checklist",
+               "refund stuck in manual review", "wrong item picked in the warehouse")
+DEMO_TIMING = TimingOverrides(survey_delay_seconds=10, survey_expiry_seconds=90, reopen_window_seconds=60)
 
 # (channel, language, tier, public, subject, body, order value)
 CORPUS: list[tuple[str, str, str, bool, str, str, float | None]] = [
@@ -125,7 +127,8 @@ class Demo:
             lang = "zh" if st.customer.language.startswith("zh") else "en"
             replied = any(m.role == "agent" for m in st.messages)
             if replied and self.rng.random() < 0.6:
-                await tickets.resolve(self.client, tid, ResolveCommand(agent=agent, note="demo: resolved"))
+                cause = "demo: " + self.rng.choice(ROOT_CAUSES) if st.category == "complaint" else ""
+                await tickets.resolve(self.client, tid, ResolveCommand(agent=agent, note="demo: resolved", root_cause=cause))
             else:
                 ask = self.rng.random() < 0.4
                 body = self.rng.choice(AGENT_REPLIES[lang][1:2] if ask else AGENT_REPLIES[lang][::2])
@@ -141,5 +144,9 @@ class Demo:
         elif row.status == "resolved" and r < 0.03:
             await tickets.reopen(self.client, tid, ReopenCommand(reason="demo: the problem came back"))
         elif row.status == "surveying" and r < 0.3:
-            score = self.rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 6])[0]
+            st = await tickets.state(self.client, tid)
+            if st.survey and st.survey.kind == "nps":
+                score = self.rng.choices(range(11), weights=[1, 1, 1, 1, 1, 2, 2, 4, 6, 8, 8])[0]
+            else:
+                score = self.rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 6])[0]
             await tickets.survey_answer(self.client, tid, SurveyAnswer(score=score, comment="demo"))

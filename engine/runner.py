@@ -28,7 +28,9 @@ from engine.reload import RulesWatcher
 from engine.store import Store
 from engine.store.directory import import_directory, is_empty, load_from_store
 from engine.activities.projection import ProjectionActivities
-from engine.workflows import TicketWorkflow
+from engine.activities.rendering import RenderingActivities
+from engine.activities.survey import SurveyActivities
+from engine.workflows import FollowupTaskWorkflow, TicketWorkflow
 
 log = logging.getLogger("ticketflow.worker")
 
@@ -42,12 +44,14 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     triage = TriageActivities(registry)
     assignment = AssignmentActivities(store)
     projection = ProjectionActivities(store)
+    rendering = RenderingActivities(registry)
+    survey = SurveyActivities(store)
     messaging = MessagingActivities(store, settings.outbox_log, lambda: load_from_store(store), connectors=load_connectors(settings.connectors_file, settings.outbox_log))
     log.info("ruleset %s from %s; store %s", registry.active.version, settings.rules_dir, store.engine.url.render_as_string(hide_password=True))
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[TicketWorkflow],
+        workflows=[TicketWorkflow, FollowupTaskWorkflow],
         activities=[
             triage.evaluate_rules,
             assignment.assign_agent,
@@ -55,6 +59,8 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
             projection.project_ticket,
             messaging.send_message,
             messaging.notify_staff,
+            rendering.render_message,
+            survey.days_since_survey,
         ],
         activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+import uuid
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -19,7 +22,12 @@ from engine.intake import ticket_id_for
 from engine.sla import clocks_at
 from engine.models import (
     AgentReply,
+    CommandResult,
+    CompensationCommand,
+    CompensationDecision,
     CustomerMessage,
+    FollowupTaskState,
+    TaskDone,
     EscalateCommand,
     HoldCommand,
     ReopenCommand,
@@ -31,7 +39,7 @@ from engine.models import (
     TicketState,
     TimingOverrides,
 )
-from engine.workflows import TicketWorkflow
+from engine.workflows import FollowupTaskWorkflow, TicketWorkflow
 
 
 class TicketExists(Exception):
@@ -107,8 +115,63 @@ async def escalate(client: Client, ticket_id: str, cmd: EscalateCommand) -> Tick
     return await _command(client, ticket_id, TicketWorkflow.escalate, cmd)
 
 
-async def customer_message(client: Client, ticket_id: str, msg: CustomerMessage) -> None:
-    await handle(client, ticket_id).signal(TicketWorkflow.customer_message, msg)
+class TicketEnded(Exception):
+    pass
+
+
+async def customer_message(client: Client, ticket_id: str, msg: CustomerMessage, task_queue: str = "") -> str | None:
+    """Deliver a customer's message. A ticket closed for good (its reopen window over) cannot
+    reopen: the message opens a new ticket linked to it, whose id is returned (else None)."""
+    h = handle(client, ticket_id)
+    try:
+        await h.signal(TicketWorkflow.customer_message, msg)
+        return None
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        desc = await h.describe()  # NOT_FOUND again when there never was such a ticket
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            raise
+    if desc.status != WorkflowExecutionStatus.COMPLETED:
+        raise TicketEnded(f"ticket {ticket_id} ended {desc.status.name.lower() if desc.status else 'abnormally'}; "
+                          "submit the message as a new ticket")
+    old: TicketState = await h.result()
+    event = TicketEvent(
+        event_id=msg.event_id or f"{ticket_id}:after-close:{uuid.uuid4().hex[:12]}", channel=old.channel,
+        customer=old.customer, subject=old.subject, body=msg.body, occurred_at=datetime.now(timezone.utc).isoformat(),
+        is_public=old.is_public, origin="customer", linked_to=ticket_id,
+    )
+    return await submit(client, task_queue or desc.task_queue, event)
+
+
+async def _command_detail(client: Client, ticket_id: str, update: Any, arg: Any) -> tuple[CommandResult, TicketState]:
+    result = await handle(client, ticket_id).execute_update(update, arg)
+    return result, await state(client, ticket_id)
+
+
+async def compensate(client: Client, ticket_id: str, cmd: CompensationCommand) -> tuple[CommandResult, TicketState]:
+    return await _command_detail(client, ticket_id, TicketWorkflow.offer_compensation, cmd)
+
+
+async def decide_compensation(client: Client, ticket_id: str, cmd: CompensationDecision) -> tuple[CommandResult, TicketState]:
+    return await _command_detail(client, ticket_id, TicketWorkflow.decide_compensation, cmd)
+
+
+def task_handle(client: Client, task_id: str) -> WorkflowHandle[FollowupTaskWorkflow, FollowupTaskState]:
+    return client.get_workflow_handle_for(FollowupTaskWorkflow.run, task_id)
+
+
+async def task_state(client: Client, task_id: str) -> FollowupTaskState:
+    h = task_handle(client, task_id)
+    desc = await h.describe()
+    if desc.status == WorkflowExecutionStatus.RUNNING:
+        return await h.query(FollowupTaskWorkflow.state)
+    return await h.result()
+
+
+async def task_done(client: Client, task_id: str, cmd: TaskDone) -> FollowupTaskState:
+    await task_handle(client, task_id).execute_update(FollowupTaskWorkflow.complete, cmd)
+    return await task_state(client, task_id)
 
 
 @dataclass

@@ -60,6 +60,19 @@ def show_ticket(st: TicketState) -> None:
         ("escalation", st.escalation_tier),
     ):
         head.add_row(f"[bold]{label}[/bold]", value)
+    for label, value in (
+        ("origin", st.origin if st.origin != "customer" else ""),
+        ("faq bot", f"answered with {st.bot_answer}" + (f"; handed to a person: {st.handoff}" if st.handoff else "")
+         if st.bot_answer else ""),
+        ("resolved by", st.resolved_by or ""),
+        ("root cause", st.root_cause),
+        ("continues", st.linked_to),
+        ("reopen until", short_time(st.reopen_until) if st.reopen_until else ""),
+        ("follow-up tasks", ", ".join(st.followups)),
+        ("undelivered", ", ".join(st.undelivered)),
+    ):
+        if value:
+            head.add_row(f"[bold]{label}[/bold]", value)
     console.print(head)
 
     stages = Table(title="stages", title_justify="left")
@@ -89,7 +102,19 @@ def show_ticket(st: TicketState) -> None:
     if st.survey:
         sv = st.survey
         answer = f"score {sv.score}" if sv.score is not None else ("expired" if sv.expired else "waiting")
-        console.print(f"[bold]survey[/bold] {sv.kind} sent {short_time(sv.sent_at)}: {answer} {sv.comment}")
+        where = f" on {sv.channel}" if sv.channel else ""
+        reminded = f", reminded {short_time(sv.reminded_at)}" if sv.reminded_at else ""
+        console.print(f"[bold]survey[/bold] {sv.kind}{where} sent {short_time(sv.sent_at)}{reminded}: {answer} {sv.comment}")
+
+    if st.compensations:
+        comp = Table(title="compensation", title_justify="left")
+        for col in ("#", "kind", "amount", "offered by", "status", "rule", "decided by", "reason / note"):
+            comp.add_column(col)
+        for c in st.compensations:
+            status = c.status + (f" ({c.approver_tier}+)" if c.status == "pending_approval" else "")
+            comp.add_row(str(c.seq), c.kind, f"{c.amount:g}", c.offered_by, status, c.rule_id or "-", c.decided_by or "-",
+                         c.reason + (f" / {c.note}" if c.note else ""))
+        console.print(comp)
 
     msgs = Table(title="conversation", title_justify="left")
     for col in ("at", "who", "message"):

@@ -1,4 +1,5 @@
-"""Ticket commands: submit, show, list, reply, customer-reply, resolve, reopen, survey-answer."""
+"""Ticket commands: submit, show, list, reply, customer-reply, resolve, reopen, survey-answer, hold,
+set-priority, escalate, compensate, approve-compensation, and follow-up tasks (task show/done)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from engine.cli.render import list_table, show_ticket
 from engine.intake import EventInvalid, parse_event
 from engine.models import (
     AgentReply,
+    CompensationCommand,
+    CompensationDecision,
     CustomerMessage,
+    TaskDone,
     EscalateCommand,
     HoldCommand,
     ReopenCommand,
@@ -50,6 +54,17 @@ def _supervisor(ctx: typer.Context, who: str | None) -> str:
     return who
 
 
+def _tier_of(ctx: typer.Context, who: str, flag: str) -> str:
+    """An agent's tier from the directory (agents.yaml / the store): what compensation limits read."""
+    from engine.store import Store
+    from engine.store.directory import load_from_store
+
+    agent = load_from_store(Store.open(settings(ctx).database_url)).agents.get(who)
+    if agent is None:
+        raise CliError(f"{flag} {who}: no such agent in the directory (ticketflow agents list)")
+    return agent.tier
+
+
 def register(app: typer.Typer) -> None:
     app.command("submit")(submit)
     app.command("show")(show)
@@ -62,6 +77,13 @@ def register(app: typer.Typer) -> None:
     app.command("hold")(hold)
     app.command("set-priority")(set_priority)
     app.command("escalate")(escalate)
+    app.command("compensate")(compensate)
+    app.command("approve-compensation")(approve_compensation)
+    task = typer.Typer(help="Service-recovery follow-up tasks (opened by recovery rules after a low survey score).",
+                       no_args_is_help=True)
+    task.command("show")(task_show)
+    task.command("done")(task_done)
+    app.add_typer(task, name="task")
 
 
 def _read_event(path: Path) -> object:
@@ -199,7 +221,8 @@ def reply(
     ctx: typer.Context,
     ticket_id: TicketArg,
     agent: AgentOpt,
-    body: Annotated[str, typer.Option("--body", "-b", help="Reply text sent to the customer.", show_default=False)],
+    body: Annotated[str, typer.Option("--body", "-b", help="Reply text sent to the customer (after the template's text with --template).")] = "",
+    template: Annotated[str, typer.Option("--template", "-t", help="A canned reply from the rules' templates (reply.<name>), e.g. apology.")] = "",
     wait: Annotated[bool, typer.Option("--wait-for-customer", help="The reply asks the customer something: pause the SLA until they answer.")] = False,
     force_by: ForceOpt = None,
     as_json: JsonFlag = False,
@@ -207,8 +230,11 @@ def reply(
     """Reply to the customer as the assigned agent (or for them, with a supervisor's --force-by).
 
     Example: ticketflow reply TF-7K2M9QXA4B --agent wang.fang --body "Your refund is on its way"
+    Example: ticketflow reply TF-7K2M9QXA4B --agent wang.fang --template need-order-number --wait-for-customer
     """
-    cmd = AgentReply(agent=agent, body=body, wait_for_customer=wait, forced_by=_supervisor(ctx, force_by))
+    if not body.strip() and not template:
+        raise CliError("give the reply text (--body) or a canned reply (--template)")
+    cmd = AgentReply(agent=agent, body=body, wait_for_customer=wait, forced_by=_supervisor(ctx, force_by), template=template)
     _update(ctx, ticket_id, tickets.reply, cmd, as_json, "reply sent")
 
 
@@ -217,18 +243,31 @@ def customer_reply(
     ticket_id: TicketArg,
     body: Annotated[str, typer.Option("--body", "-b", help="The customer's message.", show_default=False)],
     event_id: Annotated[str, typer.Option(help="Channel message id; a repeated id is ignored.")] = "",
+    human: Annotated[bool, typer.Option("--human", help="The customer asks for a person (the channel's 'talk to an agent' button).")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Deliver a customer's message to their ticket (resumes a ticket waiting on the customer).
+    """Deliver a customer's message to their ticket (resumes a ticket waiting on the customer,
+    hands a bot-answered ticket to a person, reopens a closed ticket within its reopen window;
+    after the window it opens a new ticket linked to the old one).
 
     Example: ticketflow customer-reply TF-7K2M9QXA4B --body "The order number is 5531"
     """
 
-    async def go() -> None:
+    async def go():  # type: ignore[no-untyped-def]
         client = await client_for(ctx)
-        await ticket_call(ticket_id, lambda: tickets.customer_message(client, ticket_id, CustomerMessage(body=body, event_id=event_id)))
+        msg = CustomerMessage(body=body, event_id=event_id, wants_human=human)
+        try:
+            return await ticket_call(ticket_id, lambda: tickets.customer_message(client, ticket_id, msg, settings(ctx).task_queue))
+        except tickets.TicketEnded as exc:
+            raise CliError(str(exc)) from None
 
-    run(go())
-    typer.echo(f"{ticket_id}: message delivered")
+    new_id = run(go())
+    if as_json:
+        print_json({"ticket_id": ticket_id, "delivered": new_id is None, "new_ticket_id": new_id})
+    elif new_id:
+        typer.echo(f"{ticket_id} is closed and its reopen window has ended: opened {new_id}, linked to it")
+    else:
+        typer.echo(f"{ticket_id}: message delivered")
 
 
 def resolve(
@@ -236,14 +275,16 @@ def resolve(
     ticket_id: TicketArg,
     agent: AgentOpt,
     note: Annotated[str, typer.Option(help="Resolution note.")] = "",
+    root_cause: Annotated[str, typer.Option("--root-cause", help="What caused the problem (required for complaints by the default rules).")] = "",
     force_by: ForceOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Mark the ticket resolved; the follow-up survey starts after the configured delay.
 
     Example: ticketflow resolve TF-7K2M9QXA4B --agent wang.fang --note "refund issued"
+    Example: ticketflow resolve TF-7K2M9QXA4B --agent chen.jie --root-cause "installer skipped the checklist"
     """
-    cmd = ResolveCommand(agent=agent, note=note, forced_by=_supervisor(ctx, force_by))
+    cmd = ResolveCommand(agent=agent, note=note, forced_by=_supervisor(ctx, force_by), root_cause=root_cause)
     _update(ctx, ticket_id, tickets.resolve, cmd, as_json, "resolved")
 
 
@@ -320,3 +361,96 @@ def escalate(
     Example: ticketflow escalate TF-7K2M9QXA4B --by chen.jie --reason "customer threatens legal action"
     """
     _update(ctx, ticket_id, tickets.escalate, EscalateCommand(by=by, reason=reason, team=team), as_json, "escalated")
+
+
+def _detail(ctx: typer.Context, ticket_id: str, fn, cmd, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        client = await client_for(ctx)
+        return await ticket_call(ticket_id, lambda: fn(client, ticket_id, cmd))
+
+    result, st = run(go())
+    if as_json:
+        print_json({"result": result, "ticket": st})
+    else:
+        typer.echo(f"{ticket_id}: {result.detail} (status {st.status})")
+
+
+def compensate(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    agent: AgentOpt,
+    kind: Annotated[str, typer.Option(help="refund, coupon or reship.", show_default=False)],
+    amount: Annotated[float, typer.Option(help="Its value in the shop's currency.", show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why (recorded, shown to the approver).", show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Offer compensation. Within the agent's limit (rules/compensation.yaml) it is issued at once;
+    above it, it waits for approve-compensation by a supervisor.
+
+    Example: ticketflow compensate TF-7K2M9QXA4B --agent tom.b --kind refund --amount 80 --reason "one item missing"
+    """
+    cmd = CompensationCommand(agent=agent, agent_tier=_tier_of(ctx, agent, "--agent"), kind=kind, amount=amount, reason=reason)
+    _detail(ctx, ticket_id, tickets.compensate, cmd, as_json)
+
+
+def approve_compensation(
+    ctx: typer.Context,
+    ticket_id: TicketArg,
+    by: Annotated[str, typer.Option(help="The supervisor deciding (their tier must reach the rule's approver).", show_default=False)],
+    decline: Annotated[bool, typer.Option("--decline", help="Decline instead of approving (needs --note).")] = False,
+    note: Annotated[str, typer.Option(help="Why (required when declining).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Approve (or decline) the compensation waiting on a ticket.
+
+    Example: ticketflow approve-compensation TF-7K2M9QXA4B --by chen.jie --note "photos confirm the damage"
+    """
+    cmd = CompensationDecision(by=by, by_tier=_tier_of(ctx, by, "--by"), approve=not decline, note=note)
+    _detail(ctx, ticket_id, tickets.decide_compensation, cmd, as_json)
+
+
+TaskArg = Annotated[str, typer.Argument(help="Task id, e.g. TF-7K2M9QXA4B-followup-0.", show_default=False)]
+
+
+def _print_task(task, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        print_json(task)
+        return
+    late = " (OVERDUE)" if task.overdue else ""
+    typer.echo(f"{task.task_id}  ticket {task.ticket_id}  team {task.team}  {task.status}{late}")
+    typer.echo(f"  {task.reason}")
+    typer.echo(f"  opened {task.opened_at}, due {task.due}; told {', '.join(task.told) or 'nobody'}")
+    if task.status == "done":
+        typer.echo(f"  done by {task.done_by} at {task.done_at}: {task.note}")
+
+
+def task_show(ctx: typer.Context, task_id: TaskArg, as_json: JsonFlag = False) -> None:
+    """Show a follow-up task.
+
+    Example: ticketflow task show TF-7K2M9QXA4B-followup-0
+    """
+
+    async def go():  # type: ignore[no-untyped-def]
+        client = await client_for(ctx)
+        return await ticket_call(task_id, lambda: tickets.task_state(client, task_id))
+
+    _print_task(run(go()), as_json)
+
+
+def task_done(
+    ctx: typer.Context,
+    task_id: TaskArg,
+    by: Annotated[str, typer.Option(help="Who did it.", show_default=False)],
+    note: Annotated[str, typer.Option(help="What was done for the customer.", show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Complete a follow-up task with what was done.
+
+    Example: ticketflow task done TF-7K2M9QXA4B-followup-0 --by zhao.min --note "called, sent a replacement"
+    """
+
+    async def go():  # type: ignore[no-untyped-def]
+        client = await client_for(ctx)
+        return await ticket_call(task_id, lambda: tickets.task_done(client, task_id, TaskDone(by=by, note=note)))
+
+    _print_task(run(go()), as_json)

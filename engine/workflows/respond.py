@@ -67,23 +67,23 @@ class RespondMixin:
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30), non_retryable_error_types=["TemplateError"]),
         )
 
-    async def _deliver(self, kind: str, step: str, *, template: str = "", channel: str = "", role: str = "auto",
+    async def _deliver(self, what: str, step: str, /, *, template: str = "", channel: str = "", role: str = "auto",
                        author: str = "", rendered: RenderedMessage | None = None, **values: Any) -> bool:
-        """Render `template` (default: the kind) and send it once per `step`; False if undelivered."""
+        """Render `template` (default: `what`, the message kind) and send it once per `step`; False if undelivered."""
         st = self._state
         channel = channel or st.channel
         if rendered is None:
-            rendered = await self._render(template or kind, channel, **values)
+            rendered = await self._render(template or what, channel, **values)
         # The rules' connector is for the ticket's own channel; a survey sent elsewhere goes
         # through that channel's connector (connectors.yaml).
         connector = self._plan("respond").get("connector", "") if channel == st.channel else ""
         address = st.customer.email or (st.customer.id if "@" in st.customer.id else "")
         if role:
-            self._message(role, author or kind, rendered.body)
+            self._message(role, author or what, rendered.body)
         try:
             await workflow.execute_activity(
                 "send_message",
-                OutgoingMessage(idempotency_key=f"{st.ticket_id}:{step}", ticket_id=st.ticket_id, kind=kind,
+                OutgoingMessage(idempotency_key=f"{st.ticket_id}:{step}", ticket_id=st.ticket_id, kind=what,
                                 channel=channel, recipient=st.customer.id, language=st.customer.language,
                                 body=rendered.body, connector=connector, address=address, subject=rendered.subject),
                 start_to_close_timeout=SEND_TIMEOUT, retry_policy=SEND_RETRY,
@@ -91,11 +91,11 @@ class RespondMixin:
         except ActivityError as err:
             cause = getattr(err.cause, "message", "") or str(err.cause or err)
             st.undelivered.append(step)
-            self._message("system", "delivery", f"{kind} was not delivered on {channel}: {cause}")
-            self._log("undelivered", {"kind": kind, "step": step, "channel": channel, "error": cause})
+            self._message("system", "delivery", f"{what} was not delivered on {channel}: {cause}")
+            self._log("undelivered", {"kind": what, "step": step, "channel": channel, "error": cause})
             return False
-        self._log("sent", {"kind": kind, "step": step, "channel": channel, "template": rendered.template})
-        if kind in ("acknowledgement", "progress_update", "handoff", "agent_reply", "faq_answer"):
+        self._log("sent", {"kind": what, "step": step, "channel": channel, "template": rendered.template})
+        if what in ("acknowledgement", "progress_update", "handoff", "agent_reply", "faq_answer"):
             self._last_update_at = self._now()
         return True
 
@@ -135,15 +135,18 @@ class RespondMixin:
         await self._project()
         wait = int(self._plan("respond").get("bot_resolve_after") or DEFAULT_BOT_WAIT)
         heard = self._customer_messages
+        self._bot_phase = True
         try:
             await workflow.wait_condition(lambda: self._customer_messages != heard or self._wants_human, timeout=timedelta(seconds=wait))
         except TimeoutError:
+            self._bot_phase = False
             st.resolved_by = "bot"
             self._message("system", "faq-bot", f"resolved by the FAQ answer {faq}: no further message in {human_duration(wait, 'en')}")
             self._sla("resolved")
             self._set_status("resolved")
             self._stage("resolve")
             return
+        self._bot_phase = False
         last = next((m.body for m in reversed(st.messages) if m.role == "customer"), "")
         reason = "the customer asked for a person" if self._wants_human or asks_for_human(last) else "the customer wrote again after the FAQ answer"
         await self._handoff(reason)

@@ -106,6 +106,7 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
         self._wants_human = False
         self._human_replies = 0  # agent replies written by a person, not a canned template
         self._reopen_reason = ""
+        self._bot_phase = False  # the FAQ bot answered; waiting to see whether a person is needed
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -416,7 +417,7 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
             self._wants_human = True
         if self._v2:
             self._sla("customer_message")
-        if self._state.status == "pending_customer":
+        if self._state.status == "pending_customer" and not self._bot_phase:  # the hand-off opens it, assigned
             self._set_status("open")
 
     @workflow.update
