@@ -338,6 +338,8 @@ async def test_export_and_audit_a_ticket_from_the_server(worker_env, tmp_path: P
     await env.sleep(timedelta(hours=3))
     await _until(env, tid, "surveying")
     await tickets.survey_answer(env.client, tid, SurveyAnswer(score=4))
+    await _until(env, tid, "closed")
+    await env.sleep(timedelta(days=8))  # the workflow ends once the reopen window has passed
     await tickets.handle(env.client, tid).result()
 
     # export with the library, audit the file: the workflow's own result is the oracle

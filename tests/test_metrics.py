@@ -305,6 +305,8 @@ async def test_a_replayed_workflow_counts_nothing_twice(m, time_env, settings):
             await time_env.sleep(timedelta(hours=3))
             await _wait(client, ticket_id, "surveying")
             await tickets.survey_answer(client, ticket_id, SurveyAnswer(score=4))
+            await _wait(client, ticket_id, "closed")
+            await time_env.sleep(timedelta(days=8))  # the workflow ends once the reopen window has passed
             final = await tickets.handle(client, ticket_id).result()
     labels = {"channel": "email", "priority": final.priority, "category": final.category}
     assert value(m, "ticketflow_tickets_opened_total", **labels) == 1

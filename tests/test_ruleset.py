@@ -457,7 +457,7 @@ def test_normalised_form_has_seconds_and_defaults() -> None:
         "warnings": [0.5, 0.75, 0.9], "on_change": "keep", "next_reply": 3600, "periodic_update": 7200}
     survey = {rule["id"]: rule["then"] for group in rs.to_dict()["groups"] if group["name"] == "survey"
               for rule in group["rules"]}
-    assert survey["vip-nps"] == {"survey": True, "kind": "nps", "delay": 7200, "expires_after": 604800}
+    assert survey["vip-nps"] == {"survey": True, "kind": "nps", "delay": 7200, "expires_after": 604800, "remind_after": 259200}
     one = load_ruleset_texts({"s.yaml": "sla_policies:\n  x: {first_response: 90s, resolution: 1d12h}\n"
                                         "  y: {first_response: 90, resolution: 2d, pause_on: [on_hold]}\n"})
     assert (one.sla_policies["x"]["first_response"], one.sla_policies["x"]["resolution"]) == (90, 129600)
@@ -648,7 +648,7 @@ def test_vip_english_email_goes_to_vip_care(shipped: Ruleset) -> None:
     result = decide(shipped, TICKETS["vip-email-english"])
     assert summary(result) == ("delivery", "P1", "vip-care", "p1-urgent")
     assert result["routing"].actions == {"team": "vip-care", "skills": ["vip"], "strategy": "least_loaded"}
-    assert result["survey"].actions == {"survey": True, "kind": "nps", "delay": 7200, "expires_after": 604800}
+    assert result["survey"].actions == {"survey": True, "kind": "nps", "delay": 7200, "expires_after": 604800, "remind_after": 259200}
 
 
 def test_plain_question_is_low_priority(shipped: Ruleset) -> None:

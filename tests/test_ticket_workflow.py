@@ -71,6 +71,8 @@ async def test_ticket_lives_all_six_stages(worker_env):
     st = await wait_status(env.client, ticket_id, "surveying")
     assert st.survey and st.survey.sent_at and st.survey.score is None
     await tickets.survey_answer(env.client, ticket_id, SurveyAnswer(score=5, comment="great"))
+    await wait_status(env.client, ticket_id, "closed")
+    await env.sleep(timedelta(days=8))  # the workflow ends once the reopen window has passed
     final = await tickets.handle(env.client, ticket_id).result()
 
     assert final.status == "closed"
@@ -128,6 +130,8 @@ async def test_unanswered_survey_expires_and_ticket_closes(worker_env):
     ticket_id, st = await open_ticket(env, settings)
     await tickets.resolve(env.client, ticket_id, ResolveCommand(agent=st.assignee))
     await env.sleep(timedelta(days=4))  # past the survey delay and its 3-day expiry
+    await wait_status(env.client, ticket_id, "closed")
+    await env.sleep(timedelta(days=8))  # the workflow ends once the reopen window has passed
     final = await tickets.handle(env.client, ticket_id).result()
     assert final.status == "closed"
     assert final.survey.expired and final.survey.score is None

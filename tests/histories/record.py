@@ -23,6 +23,8 @@ from engine.devserver import find_binary
 from engine.intake import parse_event
 from engine.models import (
     AgentReply,
+    CompensationCommand,
+    CompensationDecision,
     CustomerMessage,
     EscalateCommand,
     HoldCommand,
@@ -90,7 +92,7 @@ async def breached_complaint(env, s):
     await env.sleep(timedelta(hours=6))
     st = await tickets.state(env.client, tid)  # the breach escalated it: someone else holds it now
     await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="非常抱歉，已为您加急退款。"))
-    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, root_cause="退款单卡在人工审核"))
     await env.sleep(timedelta(days=4))
     await until(env, tid, "closed")
     return tid
@@ -111,10 +113,39 @@ async def escalated_on_hold(env, s):
     await tickets.escalate(env.client, tid, EscalateCommand(by=st.assignee, reason="需要管理层决定赔偿")) if st.escalation_tier != "management" else None
     st = await tickets.state(env.client, tid)
     await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="非常抱歉，已安排退货退款并补偿优惠券。"))
-    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="退款并补偿"))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="退款并补偿", root_cause="供应商批次开线"))
     await env.sleep(timedelta(hours=3))
     await until(env, tid, "surveying")
     await tickets.survey_answer(env.client, tid, SurveyAnswer(score=2, comment="太慢了"))
+    return tid
+
+
+async def faq_handoff_compensated(env, s):
+    """respond-v4: the FAQ bot answers, the customer asks for a person, compensation waits for
+    approval, a low score reopens the ticket, and a message in the reopen window reopens it again."""
+    tid = await tickets.submit(env.client, s.task_queue, parse_event(event("chat", "zh", "standard", "发票", "请问怎么开发票？")))
+    await until(env, tid, "pending_customer")
+    await tickets.customer_message(env.client, tid, CustomerMessage(body="转人工，发票开错了要退款", event_id="h1"))
+    st = await until(env, tid, "open")
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="您好，我来为您处理发票和退款。"))
+    await tickets.compensate(env.client, tid, CompensationCommand(agent=st.assignee, agent_tier="agent", kind="refund", amount=300, reason="开票错误"))
+    await tickets.decide_compensation(env.client, tid, CompensationDecision(by="sun.li", by_tier="manager", approve=True, note="同意"))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="已重开发票并退款"))
+    await env.sleep(timedelta(hours=1, minutes=5))
+    await until(env, tid, "surveying")
+    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=1, comment="太麻烦"))
+    st = await until(env, tid, "open")
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="非常抱歉，已为您加急处理。"))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee))
+    await env.sleep(timedelta(hours=1, minutes=5))
+    await until(env, tid, "surveying")
+    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=4))
+    await until(env, tid, "closed")
+    await tickets.customer_message(env.client, tid, CustomerMessage(body="发票还是没收到", event_id="h2"))
+    st = await until(env, tid, "open")
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="已重新发送到您的邮箱。", wait_for_customer=True))
+    await env.sleep(timedelta(days=8))  # auto-close after the reminder, no survey
+    await until(env, tid, "closed")
     return tid
 
 
@@ -125,8 +156,10 @@ async def main(suffix: str) -> None:
         s = Settings.from_env(task_queue="record", data_dir=Path(tmp))
         async with running_worker(env.client, s):
             for name, scenario in (("surveyed", surveyed), ("reopened-pending", reopened_pending),
-                                   ("breached-complaint", breached_complaint), ("escalated-on-hold", escalated_on_hold)):
+                                   ("breached-complaint", breached_complaint), ("escalated-on-hold", escalated_on_hold),
+                                   ("faq-handoff-compensated", faq_handoff_compensated)):
                 tid = await scenario(env, s)
+                await env.sleep(timedelta(days=31))  # past any reopen window: the workflow ends
                 history = await tickets.handle(env.client, tid).fetch_history()
                 path = HERE / f"{name}-{suffix}.json"
                 path.write_text(history.to_json(), "utf-8")
