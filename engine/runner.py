@@ -23,7 +23,8 @@ from engine.activities.triage import RulesetRegistry, TriageActivities
 from engine.agents import load_directory
 from engine import metrics
 from engine.config import Settings
-from engine.connectors import load_connectors
+from engine.connectors import ConnectorsInvalid, load_connectors
+from engine.connectors.usage import unknown_connectors
 from engine.reload import RulesWatcher
 from engine.store import Store
 from engine.store.directory import import_directory, is_empty, load_from_store
@@ -46,7 +47,11 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
     projection = ProjectionActivities(store)
     rendering = RenderingActivities(registry)
     survey = SurveyActivities(store)
-    messaging = MessagingActivities(store, settings.outbox_log, lambda: load_from_store(store), connectors=load_connectors(settings.connectors_file, settings.outbox_log))
+    connectors = load_connectors(settings.connectors_file, settings.outbox_log)
+    unknown = unknown_connectors(registry.active, connectors.names())
+    if unknown:
+        raise ConnectorsInvalid(f"{settings.connectors_file}: {unknown[0]}")
+    messaging = MessagingActivities(store, settings.outbox_log, lambda: load_from_store(store), connectors=connectors)
     log.info("ruleset %s from %s; store %s", registry.active.version, settings.rules_dir, store.engine.url.render_as_string(hide_password=True))
     return Worker(
         client,

@@ -55,6 +55,21 @@ def _count(ruleset: Ruleset) -> int:
     return sum(len(g.rules) for g in ruleset.groups.values())
 
 
+def _check_connectors(rs) -> None:  # type: ignore[no-untyped-def]
+    """Connector names used by rules must exist in connectors.yaml (TICKETFLOW_CONNECTORS_FILE)."""
+    from engine.connectors import ConnectorsInvalid, load_connectors
+    from engine.connectors.usage import unknown_connectors
+
+    cfg = Settings.from_env()
+    try:
+        connectors = load_connectors(cfg.connectors_file, cfg.outbox_log)
+    except ConnectorsInvalid as exc:
+        raise CliError(str(exc)) from None
+    unknown = unknown_connectors(rs, connectors.names())
+    if unknown:
+        raise CliError(f"{cfg.connectors_file}: {unknown[0]}")
+
+
 @rules_app.command("validate")
 def validate(directory: DirArg = None, as_json: JsonFlag = False) -> None:
     """Check the rules: structure (schemas/rules.schema.json) and meaning (fields, types, ids, order, regexes).
@@ -65,6 +80,7 @@ def validate(directory: DirArg = None, as_json: JsonFlag = False) -> None:
     """
     path = _dir(directory)
     rs = _load(path, as_json)
+    _check_connectors(rs)
     summary = {"ok": True, "version": rs.version, "groups": list(rs.groups), "rules": _count(rs), "sla_policies": list(rs.sla_policies)}
     if as_json:
         print_json(summary)
