@@ -16,7 +16,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_there_are_histories_of_varied_tickets():
     names = {p.name.rsplit("-", 1)[0] for p in HISTORIES}
-    assert {"surveyed", "reopened-pending", "breached-complaint", "escalated-on-hold"} <= names
+    assert {"surveyed", "reopened-pending", "breached-complaint", "escalated-on-hold", "faq-handoff-compensated"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
