@@ -94,6 +94,8 @@ def test_timeline_of_a_committed_history(path: Path) -> None:
     for e in tl.decisions:
         d = e.details
         assert d["ruleset_version"] == tl.ruleset_version and len(d["ruleset_version"]) == 12
+        if d["group"] == "faq" and not d["rule_ids"]:
+            continue  # no FAQ entry matched: a decision too, with no rule
         assert d["rule_id"] and d["rule_id"] in d["rule_ids"]
         assert d["rule_id"] in e.summary and d["ruleset_version"] in e.summary
         matched = [t for t in d["trace"] if t.get("matched")]
@@ -106,12 +108,13 @@ def test_timeline_of_a_committed_history(path: Path) -> None:
 
     assignment = next(e for e in tl.entries if e.kind == "assignment")
     assert assignment.details["agent"] and assignment.details["team"]
-    assert kinds.index("assignment") < kinds.index("message sent")
+    if name != "faq-handoff-compensated":  # the FAQ bot answers before anyone is assigned
+        assert kinds.index("assignment") < kinds.index("message sent")
     # every ticket here went through resolve, survey and close
     assert "resolve" in kinds and "survey sent" in kinds and "close" in kinds
     assert kinds.index("resolve") < kinds.index("survey sent") < kinds.index("close")
     close = next(e for e in tl.entries if e.kind == "close")
-    if name in ("surveyed", "escalated-on-hold"):
+    if name in ("surveyed", "escalated-on-hold", "faq-handoff-compensated"):
         assert "survey answered" in kinds and close.details["survey"]["score"] is not None
     else:
         assert "survey expired" in kinds
@@ -346,7 +349,7 @@ async def test_export_and_audit_a_ticket_from_the_server(worker_env, tmp_path: P
     path = await export_ticket(env.client, tid, tmp_path / "export")
     assert path == tmp_path / "export" / f"{tid}.json"
     tl = build_timeline(read_history(path))
-    assert tl.ticket_id == tid and tl.outcome == "completed" and tl.code_version == "v3"
+    assert tl.ticket_id == tid and tl.outcome == "completed" and tl.code_version == "v4"
     check_against_result(tl)
     change = next(e for e in tl.entries if e.kind == "priority change")
     assert (change.details["from"], change.details["to"], change.details["by"]) == (before, "P1", "lead.anna")

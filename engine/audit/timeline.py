@@ -44,6 +44,10 @@ from engine.workflows.escalation import PRIORITY_UP, TIERS
 WORKFLOW_TYPE = "TicketWorkflow"
 V2_PATCH = "sla-escalation-v2"
 V3_PATCH = "store-v3"
+V4_PATCH = "respond-v4"
+# Statuses a ticket leaves when it is reopened (by the reopen update, a low survey score or a
+# customer message in the reopen window).
+DONE = ("resolved", "surveying", "closed")
 SUMMARY_WIDTH = 110
 
 _CONVERTER = DataConverter.default.payload_converter
@@ -239,6 +243,7 @@ class _Builder:
         self.patches: list[str] = []
         self.v2 = False
         self.v3 = False
+        self.v4 = False
         self.evaluations = 0
         # the ticket as the workflow sees it
         self.ticket_id = history.workflow_id
@@ -370,6 +375,7 @@ class _Builder:
             self.patches.append(patch)
             self.v2 = V2_PATCH in self.patches
             self.v3 = self.v2 and V3_PATCH in self.patches
+            self.v4 = self.v3 and V4_PATCH in self.patches
             self.add("code version", f"workflow code patch {patch!r} (runs as {self.code_version})",
                      {"patch": patch, "deprecated": (data or {}).get("deprecated", False)}, ev)
             return
@@ -391,6 +397,10 @@ class _Builder:
         result = _decode_first(a.details["result"]) if "result" in a.details else None
         if activity == "evaluate_rules" and isinstance(result, dict):
             self._evaluation(ev, result)
+        elif activity == "render_message" and isinstance(result, dict):
+            self.add("template", _short(f"rendered {result.get('template')}: {result.get('body')}"),
+                     {"activity": activity, "template": result.get("template"), "subject": result.get("subject"),
+                      "body": result.get("body")}, ev)
         elif activity == "project_ticket":
             self.add("projection", f"reporting store updated ({result} journal entries)",
                      {"activity": activity, "result": result}, ev)
@@ -674,6 +684,14 @@ class _Builder:
             before = self.sa.get(name)
             self.sa[name] = value
             if name == "TicketStatus" and value != self.status:
+                last = self.sla_events[-1].kind if self.sla_events else ""
+                if self.v4 and value == "resolved" and last != "resolved":
+                    self.sla("resolved")  # resolved without an update: by the FAQ bot or auto-close
+                elif self.v4 and value == "open" and self.status in DONE and last != "reopened":
+                    self.sla("reopened")  # a low score (recovery) or a message in the reopen window
+                    self.reopen_count += 1
+                    self.add("reopen", f"reopened (#{self.reopen_count}) without an agent: service recovery or a "
+                                       "customer message in the reopen window", {"from": self.status}, ev)
                 self.status = str(value)
                 self.sla("status", self.status)
                 if self.status == "closed":
@@ -747,7 +765,7 @@ class _Builder:
 
     @property
     def code_version(self) -> str:
-        return "v3" if self.v3 else "v2" if self.v2 else "v1"
+        return "v4" if self.v4 else "v3" if self.v3 else "v2" if self.v2 else "v1"
 
     def crossings(self, end: datetime) -> list[Entry]:
         """SLA warnings and breaches at the instant each clock crossed its threshold, found the way
