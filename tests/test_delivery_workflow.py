@@ -13,32 +13,15 @@ from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from engine import tickets
 from engine.config import Settings
 from engine.intake import parse_event
 from engine.models import AgentReply, ResolveCommand, SurveyAnswer
 from engine.runner import running_worker
-from tests.test_connectors import SECRET, Mailbox, Receiver, free_port
-
-
-@pytest.fixture
-def gateway():
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield box, controller.port
-    controller.stop()
+from tests.test_connectors import SECRET, Receiver
+from tests.test_connectors import receiver as gateway  # noqa: F401 - pytest fixtures, shared
+from tests.test_connectors import smtp_server as mailbox  # noqa: F401
 
 
 @pytest.fixture
