@@ -4,11 +4,14 @@ What is measured, in one run, on the same N histories (Temporal's JSON format, a
 export` writes them; built by cycling the committed tests/histories/*.json, which cover v1, v2
 and v3 tickets: surveyed, reopened, breached, escalated, on hold):
 
-- baseline: `Replayer(workflows=[TicketWorkflow]).replay_workflows(histories)` — the SDK's own
-  bulk replay, nothing of ours around it. It is the fair baseline because `ticketflow replay`
-  does exactly that work plus what a user needs on top (per-history outcome, names, reasons).
+- baseline: what a user does with the SDK alone on the same exported files — read each file,
+  `WorkflowHistory.from_json`, then `Replayer(workflows=[TicketWorkflow]).replay_workflows(...)`,
+  nothing of ours around it. It is the fair baseline because `ticketflow replay` starts from the
+  same files and does exactly that work plus what a user needs on top (per-history outcome,
+  names, reasons); the ratio is then our overhead, not the cost of reading JSON.
+  The SDK's replay of histories parsed beforehand (no file reading in the timing) is printed too.
 - ours: `engine.audit.replay.replay(...)`, the function behind `ticketflow replay`, files read and
-  parsed from disk like the CLI does (the baseline gets its histories already parsed).
+  parsed from disk like the CLI does.
 - backtest: `engine.ruleset.backtest.backtest` of the shipped rules over the same histories, from
   the files (`engine.pasttickets.from_dir`): decode the workflow input and result, re-evaluate
   every rule group at its stage, recompute the SLA clocks from the recorded events.
@@ -52,9 +55,11 @@ def make_histories(n: int, out: Path) -> list[Path]:
     return paths
 
 
-async def plain(histories: list[WorkflowHistory]) -> float:
+async def plain(histories: list[WorkflowHistory] | list[Path]) -> float:
     async def each():  # the SDK takes an async iterator of histories
         for h in histories:
+            if isinstance(h, Path):  # read and parsed inside the timing, like ours
+                h = WorkflowHistory.from_json(h.stem, json.loads(h.read_text("utf-8")))
             yield h
 
     start = time.perf_counter()
@@ -82,7 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_histories(n, Path(tmp))
         parsed = [WorkflowHistory.from_json(p.stem, json.loads(p.read_text("utf-8"))) for p in paths]
-        base = asyncio.run(plain(parsed))
+        preparsed = asyncio.run(plain(parsed))
+        base = asyncio.run(plain(paths))
         mine = asyncio.run(ours(paths))
         rules = load_ruleset(ROOT / "rules")
         start = time.perf_counter()
@@ -92,13 +98,15 @@ def main() -> None:
     figures = {
         "histories": n,
         "sdk_replay_per_s": round(n / base, 1),
+        "sdk_replay_preparsed_per_s": round(n / preparsed, 1),
         "ticketflow_replay_per_s": round(n / mine, 1),
         "backtest_tickets_per_s": round(n / bt, 1),
         "ratio": round(base / mine, 3),
         "targets": {"replay_ratio": 0.9, "backtest_tickets_per_s": 20000},
     }
-    print(f"replay bench: {n} exported histories (cycled from tests/histories, v1-v3 tickets)")
-    print(f"  SDK Replayer.replay_workflows (baseline) {figures['sdk_replay_per_s']:>9,.1f} histories/s  ({base:.2f} s)")
+    print(f"replay bench: {n} exported histories (cycled from tests/histories, v1-v4 tickets)")
+    print(f"  SDK replay, histories parsed beforehand  {figures['sdk_replay_preparsed_per_s']:>9,.1f} histories/s  ({preparsed:.2f} s; not the baseline)")
+    print(f"  SDK replay of the files (baseline)       {figures['sdk_replay_per_s']:>9,.1f} histories/s  ({base:.2f} s)")
     print(f"  ticketflow replay (files -> outcomes)    {figures['ticketflow_replay_per_s']:>9,.1f} histories/s  ({mine:.2f} s)")
     print(f"  ratio ticketflow/SDK                     {figures['ratio']:>9.3f}   (target >= 0.9)")
     print(f"  backtest of rules/ over the same files   {figures['backtest_tickets_per_s']:>9,.1f} tickets/s    ({bt:.2f} s; target >= 20,000)")

@@ -97,7 +97,7 @@ async def replay(
     on_result: Callable[[ReplayOutcome], None] | None = None,
 ) -> list[ReplayOutcome]:
     """Replay every source with the current workflow code; one outcome per source, in order."""
-    from engine.workflows import TicketWorkflow
+    from engine.workflows import FollowupTaskWorkflow, TicketWorkflow
 
     outcomes: list[ReplayOutcome] = []
     names: dict[int, str] = {}
@@ -115,7 +115,8 @@ async def replay(
             names[id(src.history)] = src.name
             yield src.history
 
-    replayer = Replayer(workflows=[TicketWorkflow], runtime=_quiet_runtime())
+    # Follow-up tasks are workflows too: an export by query may hold them beside the tickets.
+    replayer = Replayer(workflows=[TicketWorkflow, FollowupTaskWorkflow], runtime=_quiet_runtime())
     async with replayer.workflow_replay_iterator(histories()) as results:
         async for result in results:
             name = names.get(id(result.history), result.history.workflow_id)
