@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,23 @@ def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     res = rules_cli(*args)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert res.stdout == ""
+
+
+def test_validate_refuses_a_connector_that_connectors_yaml_does_not_define(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    respond = rules / "respond.yaml"
+    respond.write_text(respond.read_text("utf-8").replace(
+        "then: {faq_bot: false, progress_every: 12h}", "then: {faq_bot: false, progress_every: 12h, connector: vip-gateway}"), "utf-8")
+    res = rules_cli("validate", str(rules))
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.strip().endswith(
+        "rule 'vip-human-first' (group respond) sends through connector 'vip-gateway', "
+        "which connectors.yaml does not define (defined: outbox)")
+    (tmp_path / "connectors.yaml").write_text(
+        "connectors:\n  outbox: {type: log}\n  vip-gateway: {type: log}\nchannels:\n  default: outbox\n", "utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_RULES_DIR"}
+    env["TICKETFLOW_CONNECTORS_FILE"] = str(tmp_path / "connectors.yaml")
+    ok = subprocess.run([sys.executable, "-m", "engine", "rules", "validate", str(rules)], cwd=ROOT, env=env,
+                        capture_output=True, text=True, encoding="utf-8", timeout=120, check=False)
+    assert ok.returncode == 0, ok.stderr
