@@ -42,6 +42,22 @@ class Connector(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+def message_fields(msg: OutgoingMessage) -> dict:
+    """What every connector that writes JSON says about a message: `to` is the customer id,
+    `address` the channel's user id or email (may be "")."""
+    return {
+        "idempotency_key": msg.idempotency_key,
+        "ticket_id": msg.ticket_id,
+        "kind": msg.kind,
+        "channel": msg.channel,
+        "to": msg.recipient,
+        "address": msg.address,
+        "language": msg.language,
+        "subject": msg.subject,
+        "body": msg.body,
+    }
+
+
 def excerpt(text: str, limit: int = 200) -> str:
     """One line of at most `limit` characters, for error messages that end up in an outbox row."""
     flat = " ".join(text.split())

@@ -14,7 +14,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine.connectors.base import Connector, DeliveryFailed
+from engine.connectors.base import Connector, DeliveryFailed, message_fields
 from engine.models import OutgoingMessage
 
 # Several log connectors (and several activity threads) may share one file: appends and the
@@ -55,21 +55,7 @@ class LogConnector(Connector):
         self.path = path
 
     def deliver(self, msg: OutgoingMessage, *, redelivery: bool = False) -> str:
-        line = json.dumps(
-            {
-                "at": datetime.now(timezone.utc).isoformat(),
-                "idempotency_key": msg.idempotency_key,
-                "ticket_id": msg.ticket_id,
-                "kind": msg.kind,
-                "channel": msg.channel,
-                "to": msg.recipient,
-                "address": msg.address,
-                "language": msg.language,
-                "subject": msg.subject,
-                "body": msg.body,
-            },
-            ensure_ascii=False,
-        )
+        line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), **message_fields(msg)}, ensure_ascii=False)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with _file_lock:

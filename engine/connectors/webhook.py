@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from engine.connectors.base import Connector, DeliveryFailed, excerpt
+from engine.connectors.base import Connector, DeliveryFailed, excerpt, message_fields
 from engine.models import OutgoingMessage
 
 SIGNATURE_HEADER = "X-Ticketflow-Signature"
@@ -48,19 +48,8 @@ def verify_signature(secret: str, timestamp: str, body_bytes: bytes, header: str
 
 
 def payload(msg: OutgoingMessage, sent_at: datetime) -> dict:
-    """The JSON body; `to` is the customer id, `address` the channel's user id (may be "")."""
-    return {
-        "idempotency_key": msg.idempotency_key,
-        "ticket_id": msg.ticket_id,
-        "kind": msg.kind,
-        "channel": msg.channel,
-        "to": msg.recipient,
-        "address": msg.address,
-        "language": msg.language,
-        "subject": msg.subject,
-        "body": msg.body,
-        "sent_at": sent_at.isoformat(),
-    }
+    """The JSON body: the message's fields and when it was sent."""
+    return {**message_fields(msg), "sent_at": sent_at.isoformat()}
 
 
 class WebhookConnector(Connector):
