@@ -24,6 +24,8 @@ STATUSES = (
 OPEN_STATUSES = ("received", "triaged", "assigned", "open", "pending_customer", "on_hold")
 STAGES = ("receive", "classify", "assign", "respond", "survey", "close")
 PRIORITIES = ("P1", "P2", "P3", "P4")
+COMPENSATIONS = ("refund", "coupon", "reship")
+AGENT_TIERS = ("agent", "senior", "expert", "manager")  # as in agents.yaml, lowest first
 
 
 @dataclass

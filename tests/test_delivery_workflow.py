@@ -100,9 +100,12 @@ async def test_a_gateway_that_stays_down_records_the_message_undelivered(time_en
             channel="wechat", customer={"id": "wx-down", "language": "zh"})))
         await time_env.sleep(timedelta(hours=1))  # past every retry of the acknowledgement
         st = await wait_until(lambda: _status(time_env, tid, "open"), "open")
-    assert st.undelivered == ["ack"]
-    assert any(m.author == "delivery" and "not delivered" in m.body for m in st.messages)
-    assert len(gateway.posts) == 8  # the retry policy's attempts, then the ticket went on
+        assert st.undelivered == ["ack"]
+        assert any(m.author == "delivery" and "not delivered" in m.body for m in st.messages)
+        assert len(gateway.posts) == 8  # the retry policy's attempts, then the ticket went on
+        # An undelivered acknowledgement still starts the progress interval: a day later an update is tried.
+        await time_env.sleep(timedelta(days=1))
+        await wait_until(lambda: _posted(gateway, f"{tid}:progress:1", 1), "a progress update attempted")
 
 
 async def _status(env, tid: str, status: str):

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from engine import tickets
 from engine.intake import parse_event
@@ -319,7 +320,20 @@ async def test_agent_can_reopen_within_the_window_but_not_after(worker_env):
     await wait_status(env.client, ticket_id, "closed")
     st = await tickets.reopen(env.client, ticket_id, ReopenCommand(reason="customer called: still broken", by="zhang.wei"))
     st = await wait_status(env.client, ticket_id, "open")
-    assert st.reopen_count == 1
+    assert st.reopen_count == 1 and "reopened" in kinds(settings, ticket_id)
+
+    await tickets.reply(env.client, ticket_id, AgentReply(agent=st.assignee, body="Replaced it."))
+    await tickets.resolve(env.client, ticket_id, ResolveCommand(agent=st.assignee))
+    await env.sleep(timedelta(hours=1, minutes=5))
+    await wait_status(env.client, ticket_id, "surveying")
+    await tickets.survey_answer(env.client, ticket_id, SurveyAnswer(score=5))
+    await wait_status(env.client, ticket_id, "closed")
+    await env.sleep(timedelta(days=7, minutes=5))
+    await tickets.handle(env.client, ticket_id).result()
+    with pytest.raises(RPCError):  # the window is over: the ticket's workflow has ended, it takes no commands
+        await tickets.reopen(env.client, ticket_id, ReopenCommand(reason="again", by="zhang.wei"))
+    final = await tickets.handle(env.client, ticket_id).result()
+    assert final.status == "closed" and final.reopen_count == 1
 
 
 # ---- complaints ------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from engine.models import AGENT_TIERS, COMPENSATIONS
+
 from . import sentiment
 
 CHANNELS = ("wechat", "weibo", "douyin", "kuaishou", "zhihu", "email", "phone", "chat", "web", "app", "sms", "forum")
@@ -28,8 +30,6 @@ TIERS_UP = ("agent", "senior", "other_department", "management")
 ORIGINS = ("customer", "agent")
 RESOLVERS = ("agent", "bot", "auto_close")
 SURVEY_KINDS = ("csat", "nps")
-COMPENSATIONS = ("refund", "coupon", "reship")
-AGENT_TIERS = ("agent", "senior", "expert", "manager")  # as in agents.yaml, lowest first
 STATUSES = ("received", "triaged", "assigned", "open", "pending_customer", "on_hold", "resolved", "surveying", "closed")
 
 # Field types. `text` is free prose (subject, body) and `string` an identifier-like value; both

@@ -164,7 +164,7 @@ class AftercareMixin:
         n = st.reopen_count
         self._set_status("closed")
         self._stage("close")
-        if self._auto_for == "" or not self._plan("auto_close"):
+        if not self._plan("auto_close"):  # never waited on the customer: decide the reopen window now
             result = await self._evaluate(["auto_close"])
             self._apply(result.decisions)
         window = int(st.timing.reopen_window_seconds or self._plan("auto_close").get("reopen_window") or DEFAULT_REOPEN_WINDOW)

@@ -12,10 +12,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from engine.models import CommandResult, Compensation, CompensationCommand, CompensationDecision
+    from engine.models import AGENT_TIERS, COMPENSATIONS, CommandResult, Compensation, CompensationCommand, CompensationDecision
 
-KINDS = ("refund", "coupon", "reship")
-AGENT_TIERS = ("agent", "senior", "expert", "manager")  # lowest first, as in agents.yaml
 MAX_AMOUNT = 1_000_000  # a typo guard, not a policy: the rules hold the real limits
 OFFERABLE = ("assigned", "open", "pending_customer", "on_hold")
 
@@ -58,8 +56,8 @@ class CompensationMixin:
         self._require_assignee(cmd.agent, "compensation")
         if st.status not in OFFERABLE:
             raise ValueError(f"cannot offer compensation on ticket {st.ticket_id} while it is {st.status}")
-        if cmd.kind not in KINDS:
-            raise ValueError(f"compensation must be one of {', '.join(KINDS)}, got {cmd.kind!r}")
+        if cmd.kind not in COMPENSATIONS:
+            raise ValueError(f"compensation must be one of {', '.join(COMPENSATIONS)}, got {cmd.kind!r}")
         if not 0 < cmd.amount <= MAX_AMOUNT:
             raise ValueError(f"compensation amount must be above 0 and at most {MAX_AMOUNT}, got {cmd.amount:g}")
         if cmd.agent_tier not in AGENT_TIERS:

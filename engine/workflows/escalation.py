@@ -65,7 +65,7 @@ class EscalationMixin:
     def _silent_deadline(self) -> datetime | None:
         """When the assignee must have answered by (routing's `reassign_after`), if they have not yet."""
         st = self._state
-        after = next((d.actions.get("reassign_after") for d in reversed(st.decisions) if d.group == "routing"), None)
+        after = self._plan("routing").get("reassign_after")
         if not after or not st.assignee or not self._assigned_at:
             return None
         if any(m.role == "agent" and m.author == st.assignee and m.at >= self._assigned_at for m in st.messages):

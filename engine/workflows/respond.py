@@ -30,7 +30,8 @@ SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval
 DEFAULT_BOT_WAIT = 2 * 86400
 # Words that mean "let me talk to a person" (the channel may also send wants_human explicitly).
 HUMAN_WORDS = ("转人工", "人工客服", "人工服务", "真人", "找客服", "human", "real person", "an agent", "operator", "talk to someone")
-ACTIVE = ("assigned", "open", "on_hold")  # unresolved and not waiting on the customer
+ACTIVE = ("assigned", "open", "on_hold")
+NEWS = ("acknowledgement", "progress_update", "handoff", "agent_reply", "faq_answer")  # restart the progress interval  # unresolved and not waiting on the customer
 
 
 def asks_for_human(body: str) -> bool:
@@ -72,6 +73,10 @@ class RespondMixin:
         """Render `template` (default: `what`, the message kind) and send it once per `step`; False if undelivered."""
         st = self._state
         channel = channel or st.channel
+        if what in NEWS:
+            # Counted when attempted: an undelivered message must not start a storm of progress
+            # updates, nor stop them from ever starting.
+            self._last_update_at = self._now()
         if rendered is None:
             rendered = await self._render(template or what, channel, **values)
         # The rules' connector is for the ticket's own channel; a survey sent elsewhere goes
@@ -95,16 +100,7 @@ class RespondMixin:
             self._log("undelivered", {"kind": what, "step": step, "channel": channel, "error": cause})
             return False
         self._log("sent", {"kind": what, "step": step, "channel": channel, "template": rendered.template})
-        if what in ("acknowledgement", "progress_update", "handoff", "agent_reply", "faq_answer"):
-            self._last_update_at = self._now()
         return True
-
-    def _first_response_v4(self) -> str:
-        target = int(self._state.sla_targets.get("first_response", 0))
-        lang = self._state.customer.language
-        if not target:
-            return "1个工作日" if lang.startswith("zh") else "1 business day"
-        return human_duration(target, lang)
 
     # ---- the respond stage ------------------------------------------------------------------
 
@@ -119,7 +115,7 @@ class RespondMixin:
         if not bot:
             await self._assign()
             self._stage("assign")
-        await self._deliver("acknowledgement", "ack", first_response=self._first_response_v4(), bot=bot)
+        await self._deliver("acknowledgement", "ack", first_response=self._first_response_text(), bot=bot)
         if st.linked_to:
             await self._deliver("linked_ticket", "linked", old_ticket_id=st.linked_to)
         if not bot:
@@ -194,7 +190,6 @@ class RespondMixin:
                 opened = datetime.fromisoformat(st.stages[0].at)
                 await self._deliver("progress_update", f"progress:{self._progress_sent}", status=st.status,
                                     open_for=human_duration(int((now - opened).total_seconds()), st.customer.language))
-                self._last_update_at = self._now()  # even when undelivered: no retry storm
         if st.status != "pending_customer":
             return
         if self._auto_for != self._pending_since:

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.searchattrs import ticket_search_attributes
     from engine.texts import human_duration, render
-    from engine.workflows.aftercare import AftercareMixin
+    from engine.workflows.aftercare import DEFAULT_SURVEY, SCORE_RANGE, AftercareMixin
     from engine.workflows.compensation import CompensationMixin
     from engine.workflows.escalation import EscalationMixin
     from engine.workflows.respond import RespondMixin, asks_for_human
@@ -55,9 +55,6 @@ with workflow.unsafe.imports_passed_through():
 EVAL_TIMEOUT = timedelta(seconds=10)
 EVAL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Used only when the rules have no survey group: realistic, not demo-short.
-DEFAULT_SURVEY = {"survey": True, "delay": 3600, "expires_after": 3 * 86400, "kind": "csat"}
-SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
 REPLYABLE = ("assigned", "open", "pending_customer", "on_hold")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 
@@ -567,7 +564,7 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
 
     async def _reassign(self, team: str, why: str, exclude_current: bool = False, min_tier: str = "") -> None:
         st = self._state
-        routing = next((d.actions for d in reversed(st.decisions) if d.group == "routing"), {})
+        routing = self._plan("routing")
         assignment = await workflow.execute_activity(
             "assign_agent",
             AssignmentRequest(
