@@ -83,8 +83,7 @@ async def state(client: Client, ticket_id: str) -> TicketState:
 
 async def _command(client: Client, ticket_id: str, update: Any, arg: Any) -> TicketState:
     """Run an agent command (a validated workflow update), then read the ticket as it now stands."""
-    await handle(client, ticket_id).execute_update(update, arg)
-    return await state(client, ticket_id)
+    return (await _command_detail(client, ticket_id, update, arg))[1]
 
 
 async def reply(client: Client, ticket_id: str, cmd: AgentReply) -> TicketState:
@@ -145,6 +144,7 @@ async def customer_message(client: Client, ticket_id: str, msg: CustomerMessage,
 
 
 async def _command_detail(client: Client, ticket_id: str, update: Any, arg: Any) -> tuple[CommandResult, TicketState]:
+    """The update's own result (e.g. "issued" or "waits for approval") and the ticket after it."""
     result = await handle(client, ticket_id).execute_update(update, arg)
     return result, await state(client, ticket_id)
 
