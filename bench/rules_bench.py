@@ -3,8 +3,10 @@
 What is measured, all in one run on the same synthetic tickets:
 - engine, default rules: `Ruleset.evaluate` for every group of rules/ at the stage of a ticket's
   life where the workflow runs it (engine/ruleset/stages.py: classification + priority on arrival,
-  routing + sla_policy after them, auto_close while waiting, escalation on an SLA event, survey at
-  resolution), once without trace (what the worker does) and once with `explain=True`;
+  routing + sla_policy + respond + resolution + faq after them, auto_close while waiting,
+  escalation on an SLA event, compensation when an agent offers some, survey at resolution,
+  recovery when the survey is answered), once without trace (what the worker does) and once with
+  `explain=True`;
 - baseline: `Baseline.decide`, hand-written if/elif code implementing the same rules (see below);
 - engine, generated rules: a ruleset of 200 generated rules, written as YAML text and loaded with
   `load_ruleset_texts`, over the same tickets;
@@ -13,10 +15,12 @@ What is measured, all in one run on the same synthetic tickets:
 - build_snapshot: its cost per ticket (mostly sentiment scoring), for scale.
 
 Tickets and snapshots: seeded random tickets, 60 % Chinese, 35 % English, 5 % mixed, built from
-phrases customers write (the keywords of rules/*.yaml, near misses such as "issue" or 社交媒体,
-neutral and emotional phrases), with channels, tiers, public flags, order values, reopen counts
-and SLA events. Every text carries its own order number, so no text repeats and nothing is cached
-from one ticket to the next. The five stage snapshots of every ticket are built with
+phrases customers write (the keywords of rules/*.yaml, FAQ questions, near misses such as "issue"
+or 社交媒体, neutral and emotional phrases) and some spam adverts, with channels, tiers, public
+flags, order values, reopen counts, SLA events, compensation offers (kind, amount, agent tier),
+resolutions (by whom, who opened the ticket, days since the last survey) and survey answers (kind
+and score). Every text carries its own order number, so no text repeats and nothing is cached
+from one ticket to the next. The stage snapshots of every ticket (one per stage) are built with
 `build_snapshot` BEFORE timing (their later stages apply the engine's earlier decisions, as the
 workflow does); sentiment scoring and snapshot building are therefore not in the timed loops,
 for the engine and the baseline alike. The snapshots are then frozen out of the garbage
@@ -32,7 +36,10 @@ list classification and priority share (urgent, legal risk), and short-circuits 
 (first match wins, `all` and `any` stop early). What it does not get is the engine's own design:
 one scan of the text for all keyword lists, shared by the groups of a stage. It takes the
 keyword lists and the `then` actions from the loaded ruleset, so editing a keyword or a duration
-does not break it; conditions, thresholds and rule order are written out by hand. Before any
+does not break it; conditions, thresholds and rule order are written out by hand, except the FAQ
+entries: like an FAQ bot reading its data, it tries the faq group's rules (which the loader
+writes from rules/faq.yaml, one per entry, in file order) in their order and stops at the first
+whose keywords are in the text, with the condition they all share written out once. Before any
 timing the bench asserts that baseline and engine decide identically on every ticket; if the
 rules' logic changes, that check fails, names the group and ticket, and `Baseline` must follow.
 
@@ -61,9 +68,10 @@ sys.path.insert(0, str(ROOT))
 
 import yaml
 
+from engine.models import AGENT_TIERS, COMPENSATIONS
 from engine.ruleset import Ruleset, build_snapshot, load_ruleset, load_ruleset_texts
 from engine.ruleset.compiler import _is_empty, fold
-from engine.ruleset.fields import FOLDED_TEXT, SLA_METRICS, TIERS_UP
+from engine.ruleset.fields import FOLDED_TEXT, ORIGINS, RESOLVERS, SLA_METRICS, TIERS_UP
 from engine.ruleset.stages import STAGES, apply_to_snapshot
 
 # ---------------------------------------------------------------------------------------------
@@ -86,11 +94,14 @@ _ZH = {
               "已经向消协反映", "我会联系记者"],
     "urgent": ["急用，麻烦尽快处理", "马上给我解决", "十万火急", "请立即回复", "赶紧处理一下"],
     "question": ["请问营业时间是几点？", "咨询一下有没有优惠", "如何修改收货地址", "能不能开发票？", "有没有线下门店",
-                 "请问是否支持货到付款"],
+                 "请问是否支持货到付款", "我的包裹到哪了？", "怎么查物流", "下单后多久发货？", "支持七天无理由退货吗？",
+                 "地址填错了能改吗"],
     "neutral": ["你好", "麻烦看一下", "订单号在上面", "谢谢", "在吗", "我在社交媒体上看到你们的广告",
                 "用工商银行卡付的款"],
     "angry": ["太差劲了！", "气死我了！！", "客服一直推脱，太失望了", "垃圾服务", "真的很无语"],
     "happy": ["非常满意，谢谢", "客服很耐心，点赞", "东西不错"],
+    "spam": ["加微信领取优惠券", "兼职日结，日赚300", "点击链接免费领取礼品", "专业代购，价格优惠", "刷单返利，在家就能做",
+             "贷款秒批，不看征信"],
 }
 _EN = {
     "refund": ["I want a refund", "please refund my order", "how do I return the item?", "I need my money back",
@@ -106,13 +117,17 @@ _EN = {
     "legal": ["my lawyer will contact you", "I will sue you", "I am taking legal action", "I will write to the regulator"],
     "urgent": ["this is urgent", "please fix it ASAP", "I need it right now", "reply immediately"],
     "question": ["what is your return policy?", "how can I change my address?", "do you have a store in Shanghai?",
-                 "what are your business hours?", "is it possible to pay by card?"],
+                 "what are your business hours?", "is it possible to pay by card?", "where is my parcel?",
+                 "how long does delivery take?", "I need a VAT receipt", "how do I reset my password?"],
     "neutral": ["hello", "order number below", "thanks", "there is an issue with my order", "see the attached photo"],
     "angry": ["terrible service!", "I am very angry", "worst shop ever", "totally useless support"],
     "happy": ["thank you, great help", "the agent was very helpful", "excellent service"],
+    "spam": ["earn money fast from home", "work from home, 500 dollars a day", "click here to claim your free gift",
+             "crypto investment with guaranteed returns", "cheap SEO services for your shop"],
 }
-_TOPICS = ["refund", "delivery", "product", "account", "billing", "complaint", "legal", "urgent", "question", "neutral"]
-_TOPIC_WEIGHTS = [14, 16, 12, 8, 8, 8, 4, 6, 14, 10]
+_TOPICS = ["refund", "delivery", "product", "account", "billing", "complaint", "legal", "urgent", "question", "neutral",
+           "spam"]
+_TOPIC_WEIGHTS = [14, 16, 12, 8, 8, 8, 4, 6, 14, 10, 2]
 _CHANNELS = ["wechat", "weibo", "douyin", "kuaishou", "zhihu", "email", "phone", "chat", "web", "app", "sms", "forum"]
 _CHANNEL_WEIGHTS = [18, 10, 8, 4, 3, 12, 8, 12, 8, 10, 3, 4]
 _SOCIAL = {"weibo", "douyin", "kuaishou", "zhihu", "forum", "wechat"}
@@ -129,6 +144,8 @@ def make_raw_tickets(n: int, seed: int = 20240611) -> list[dict[str, Any]]:
         lang = "zh" if roll < 0.60 else "en" if roll < 0.95 else "mixed"
         topics = rng.choices(_TOPICS, _TOPIC_WEIGHTS, k=rng.choice((1, 1, 2, 2, 3)))
         mood = rng.choices(["angry", "happy", None], [25, 10, 65])[0]
+        if "spam" in topics:  # an advert is only an advert
+            topics, mood = ["spam"], None
         parts = []
         for topic in topics + ([mood] if mood else []):
             pool = _ZH if lang == "zh" or (lang == "mixed" and rng.random() < 0.5) else _EN
@@ -163,8 +180,9 @@ def make_raw_tickets(n: int, seed: int = 20240611) -> list[dict[str, Any]]:
     return tickets
 
 
-# Fields a stage sets before its groups run (what the workflow knows at that moment).
-def _stage_fields(stage: str, rng: random.Random) -> dict[str, Any]:
+# Fields a stage sets before its groups run (what the workflow knows at that moment); `ticket` is
+# the ticket so far, with the decisions of the earlier stages.
+def _stage_fields(stage: str, rng: random.Random, ticket: Mapping[str, Any]) -> dict[str, Any]:
     if stage == "assign":
         return {"status": "triaged"}
     if stage == "pending":
@@ -175,8 +193,30 @@ def _stage_fields(stage: str, rng: random.Random) -> dict[str, Any]:
                 "sla.threshold": rng.choice([0.5, 0.75, 0.9]) if event == "warning" else 1.0,
                 "escalation.tier": rng.choices(TIERS_UP, [60, 25, 10, 5])[0],
                 "age_hours": round(rng.uniform(0.5, 72), 1)}
+    if stage == "compensation":  # an agent offers something with `ticketflow compensate`
+        kind = rng.choices(COMPENSATIONS, [50, 30, 20])[0]
+        if kind == "coupon":  # coupons come in round face values
+            amount: float = rng.choice([10, 20, 30, 50, 100, 150, 200, 300, 500, 1000])
+        else:  # a refund or a reship: the value of (part of) an order, clamped to 20..6000
+            amount = round(min(6000.0, max(20.0, rng.lognormvariate(5.3, 1.1))), 2)
+        return {"status": "open", "compensation.kind": kind, "compensation.amount": amount,
+                "agent.tier": rng.choices(AGENT_TIERS, [60, 25, 10, 5])[0]}
     if stage == "resolve":
-        return {"status": "resolved"}
+        fields: dict[str, Any] = {"status": "resolved",
+                                  "resolved_by": rng.choices(RESOLVERS, [80, 12, 8])[0],
+                                  "origin": rng.choices(ORIGINS, [95, 5])[0]}
+        if rng.random() < 0.4:  # surveyed before (missing: never)
+            fields["customer.days_since_survey"] = round(rng.uniform(1, 365), 1)
+        return fields
+    if stage == "survey_answer":
+        # The kind survey.yaml sends the tier (VIPs nps, others csat); 15 % answer the other
+        # kind, a survey sent under an earlier version of the rules or before a tier change.
+        nps = (ticket.get("customer.tier") == "vip") != (rng.random() < 0.15)
+        if nps:
+            score = rng.choices(range(11), [3, 2, 2, 3, 3, 5, 7, 10, 20, 20, 25])[0]
+        else:
+            score = rng.choices(range(1, 6), [6, 5, 10, 29, 50])[0]
+        return {"status": "surveying", "survey.kind": "nps" if nps else "csat", "survey.score": score}
     return {}
 
 
@@ -194,7 +234,7 @@ def stage_snapshots(ruleset: Ruleset, raws: list[dict[str, Any]], seed: int = 7)
         per_stage = []
         for stage, groups in STAGES:
             snapshot = dict(running)
-            snapshot.update(_stage_fields(stage, rng))
+            snapshot.update(_stage_fields(stage, rng, running))
             per_stage.append(snapshot)
             running = dict(snapshot)
             for group in groups:
@@ -250,6 +290,19 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _folded_text(s: Mapping) -> str | None:
+    """The snapshot's text as the rules compare it: build_snapshot's folded copy (the same input
+    the engine reads) when it belongs to this text, else folded here; None if there is no text."""
+    text = s.get("text")
+    ready = s.get(FOLDED_TEXT)
+    return ready[1] if ready is not None and ready[0] is text else fold(text) if isinstance(text, str) else None
+
+
+def _folded(value: Any) -> str | None:
+    """A string field (category) as the rules compare it; None if it is not a string."""
+    return fold(value) if isinstance(value, str) else None
+
+
 class Baseline:
     """rules/*.yaml written as plain Python. Each method returns {group: (rule ids, actions)}."""
 
@@ -258,12 +311,17 @@ class Baseline:
         self.product, self.account = kw("topic-product"), kw("topic-account")
         self.billing, self.delivery, self.refund = kw("topic-billing"), kw("topic-delivery"), kw("topic-refund")
         self.complaint = kw("topic-complaint", "any", 0)
+        self.spam = kw("topic-spam")
         self.urgent, self.legal = kw("tag-urgent"), kw("tag-legal-risk")
         # priority.yaml repeats the urgent and legal lists (a test keeps them equal) but has its
         # own complaint list; the information-request rule has a question list and a trouble list.
         self.p_complaint = kw("p2-complaint-or-angry", "any", 0)
         self.question = kw("p4-information-request", "all", 0)
         self.trouble = kw("p4-information-request", "all", 2, "not")
+        # The faq group is written by the loader from rules/faq.yaml, one rule per entry in file
+        # order: (entry id, its keywords in every language). Every entry shares one extra
+        # condition (not for complaints, spam or public posts), written out in `faq` below.
+        self.faq_entries = [(rule.id, kw(rule.id, "all", 0)) for rule in ruleset.groups["faq"].rules]
         self.then = {rule.id: rule.then for group in ruleset.groups.values() for rule in group.rules}
 
     def _first(self, group: str, rule_id: str) -> tuple[list[str], dict[str, Any]]:
@@ -272,10 +330,11 @@ class Baseline:
 
     def stages(self) -> list[tuple[int, Callable[[Mapping], Any], str | None]]:
         """(index in STAGES, the method deciding that stage, its group) in the workflow's order;
-        the group is None for classify and assign, which decide two groups and return a dict."""
+        the group is None for classify and assign, which decide several groups and return a dict."""
         by_name = {"classify": (self.classify, None), "assign": (self.assign, None),
                    "pending": (self.auto_close, "auto_close"), "sla_event": (self.escalation, "escalation"),
-                   "resolve": (self.survey, "survey")}
+                   "compensation": (self.compensation, "compensation"), "resolve": (self.survey, "survey"),
+                   "survey_answer": (self.recovery, "recovery")}
         return [(index, *by_name[name]) for index, (name, _) in enumerate(STAGES)]
 
     def decide(self, snapshots: tuple[Mapping, ...]) -> dict[str, tuple[list[str], dict[str, Any]]]:
@@ -287,9 +346,7 @@ class Baseline:
         return out
 
     def classify(self, s: Mapping) -> dict[str, tuple[list[str], dict[str, Any]]]:
-        text = s.get("text")
-        ready = s.get(FOLDED_TEXT)  # build_snapshot's folded text: the same input the engine reads
-        t = ready[1] if ready is not None and ready[0] is text else fold(text) if isinstance(text, str) else None
+        t = _folded_text(s)
         sentiment = s.get("sentiment")
         angry5 = _number(sentiment) and sentiment <= -0.5
         tier = s.get("customer.tier")
@@ -316,6 +373,10 @@ class Baseline:
             ids.append("topic-complaint")
             category = "complaint"
             tags.append("complaint")
+        if t is not None and self.spam(t):
+            ids.append("topic-spam")
+            category = "spam"
+            tags.append("spam")
         if s.get("is_public") is True:
             ids.append("tag-public")
             tags.append("public")
@@ -378,8 +439,7 @@ class Baseline:
         return {"classification": classification, "priority": self._first("priority", rule)}
 
     def assign(self, s: Mapping) -> dict[str, tuple[list[str], dict[str, Any]]]:
-        category = s.get("category")
-        category = fold(category) if isinstance(category, str) else None
+        category = _folded(s.get("category"))
         sentiment = s.get("sentiment")
         public = s.get("is_public") is True
         tags = s.get("tags")
@@ -409,7 +469,41 @@ class Baseline:
             policy = "sla-p4"
         else:
             policy = "sla-default"
-        return {"routing": self._first("routing", rule), "sla_policy": self._first("sla_policy", policy)}
+        return {"routing": self._first("routing", rule), "sla_policy": self._first("sla_policy", policy),
+                "respond": self.respond(s, category, public), "resolution": self.resolution(category),
+                "faq": self.faq(s, category, public)}
+
+    def respond(self, s: Mapping, category: str | None, public: bool) -> tuple[list[str], dict[str, Any]]:
+        channel = s.get("channel")
+        if public:
+            rule = "public-posts-human-first"
+        elif category == "complaint":
+            rule = "complaints-human-first"
+        elif s.get("customer.tier") == "vip":
+            rule = "vip-human-first"
+        elif channel == "phone":
+            rule = "phone-human-first"
+        elif channel in ("chat", "app", "web"):
+            rule = "bot-first-on-chat-surfaces"
+        else:
+            rule = "default-human-first"
+        return self._first("respond", rule)
+
+    def resolution(self, category: str | None) -> tuple[list[str], dict[str, Any]]:
+        if category == "complaint":
+            return self._first("resolution", "complaints-need-person-and-root-cause")
+        return self._first("resolution", "default-resolution")
+
+    def faq(self, s: Mapping, category: str | None, public: bool) -> tuple[list[str], dict[str, Any]]:
+        # No entry answers complaints, spam or public posts; otherwise the first entry (in file
+        # order) with a keyword in the text.
+        if category not in ("complaint", "spam") and not public:
+            t = _folded_text(s)
+            if t is not None:
+                for entry, search in self.faq_entries:
+                    if search(t):
+                        return self._first("faq", entry)
+        return [], {}
 
     def auto_close(self, s: Mapping) -> tuple[list[str], dict[str, Any]]:
         category = s.get("category")
@@ -439,12 +533,51 @@ class Baseline:
             rule = "management-keeps-informed"
         return self._first("escalation", rule)
 
+    def compensation(self, s: Mapping) -> tuple[list[str], dict[str, Any]]:
+        tier, amount = s.get("agent.tier"), s.get("compensation.amount")
+        amount = amount if _number(amount) else None
+        if tier == "manager" and amount is not None and amount <= 5000:
+            rule = "manager-up-to-5000"
+        elif tier == "agent" and s.get("compensation.kind") == "coupon" and amount is not None and amount <= 200:
+            rule = "agent-coupon-up-to-200"
+        elif tier == "agent" and amount is not None and amount <= 100:
+            rule = "agent-up-to-100"
+        elif tier in ("senior", "expert") and amount is not None and amount <= 500:
+            rule = "senior-up-to-500"
+        elif amount is not None and amount > 2000:
+            rule = "above-2000-needs-manager"
+        elif amount is not None and amount > 500:
+            rule = "above-500-needs-expert"
+        else:
+            rule = "needs-senior"
+        return self._first("compensation", rule)
+
     def survey(self, s: Mapping) -> tuple[list[str], dict[str, Any]]:
+        days = s.get("customer.days_since_survey")
+        if _folded(s.get("category")) == "spam":
+            return self._first("survey", "no-survey-spam")
+        if s.get("resolved_by") == "auto_close":
+            return self._first("survey", "no-survey-auto-closed")
+        if s.get("origin") == "agent":
+            return self._first("survey", "no-survey-agent-initiated")
+        if _number(days) and days < 30:
+            return self._first("survey", "no-survey-recently-surveyed")
         if s.get("channel") == "phone":
             return self._first("survey", "no-survey-phone")
         if s.get("customer.tier") == "vip":
             return self._first("survey", "vip-nps")
         return self._first("survey", "default-csat")
+
+    def recovery(self, s: Mapping) -> tuple[list[str], dict[str, Any]]:
+        kind, score = s.get("survey.kind"), s.get("survey.score")
+        scored = _number(score)
+        if s.get("customer.tier") == "vip" and kind == "nps" and scored and score <= 6:
+            return self._first("recovery", "vip-detractor")
+        if kind == "csat" and scored and score <= 2:
+            return self._first("recovery", "csat-dissatisfied")
+        if kind == "nps" and scored and score <= 6:
+            return self._first("recovery", "nps-detractor")
+        return self._first("recovery", "satisfied")
 
 
 def verify(ruleset: Ruleset, baseline: Baseline, tickets: list[tuple[dict, ...]],
