@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 import yaml
 
 from engine.models import AGENT_TIERS, COMPENSATIONS
-from engine.ruleset import Ruleset, build_snapshot, load_ruleset, load_ruleset_texts
+from engine.ruleset import Ruleset, build_snapshot, load_ruleset, load_ruleset_texts, schemacheck
 from engine.ruleset.compiler import _is_empty, fold
 from engine.ruleset.fields import FOLDED_TEXT, ORIGINS, RESOLVERS, SLA_METRICS, TIERS_UP
 from engine.ruleset.stages import STAGES, apply_to_snapshot
@@ -592,6 +592,10 @@ def verify(ruleset: Ruleset, baseline: Baseline, tickets: list[tuple[dict, ...]]
         for stage, group in plan:
             result = ruleset.evaluate(group, snapshots[stage])
             got = (result.rule_ids, result.actions)
+            outcome = ruleset.decide(group, snapshots[stage])  # the same, read-only and without trace
+            if (list(outcome.rule_ids), _listed(outcome.actions)) != got:
+                raise AssertionError(f"decide and evaluate disagree on group {group}, ticket {number}: "
+                                     f"{outcome} vs {got}")
             if got != expected.get(group):
                 raise AssertionError(
                     f"baseline and engine disagree on group {group}, ticket {number}: engine {got}, "
@@ -601,6 +605,30 @@ def verify(ruleset: Ruleset, baseline: Baseline, tickets: list[tuple[dict, ...]]
             compared += 1
     never = [rule.id for group in ruleset.groups.values() for rule in group.rules if rule.id not in matched]
     return compared, never
+
+
+def _listed(actions: Mapping[str, Any]) -> dict[str, Any]:
+    """GroupOutcome actions (tuples, read-only) as evaluate returns them (lists, a dict)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in actions.items()}
+
+
+def verify_paths(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[tuple[int, str], ...]) -> int:
+    """For a ruleset without a hand-written twin (the generated one): decide, evaluate and
+    explain must agree on every decision; returns how many were compared."""
+    compared = 0
+    for number, snapshots in enumerate(tickets):
+        for stage, group in plan:
+            snapshot = snapshots[stage]
+            outcome = ruleset.decide(group, snapshot)
+            traced = ruleset.evaluate(group, snapshot)
+            explained = ruleset.evaluate(group, snapshot, explain=True)
+            views = {(tuple(traced.rule_ids), json.dumps(traced.actions, sort_keys=True)),
+                     (tuple(explained.rule_ids), json.dumps(explained.actions, sort_keys=True)),
+                     (outcome.rule_ids, json.dumps(_listed(outcome.actions), sort_keys=True))}
+            if len(views) != 1:
+                raise AssertionError(f"decide, evaluate and explain disagree on group {group}, ticket {number}: {views}")
+            compared += 1
+    return compared
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,20 +760,29 @@ def best_of(repeats: int, run: Callable[[], None]) -> float:
 
 
 def engine_loop(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[tuple[int, str], ...],
-                explain: bool) -> Callable[[], None]:
+                mode: str) -> Callable[[], None]:
     """Stage by stage over all tickets, as workers do: the groups of one stage are evaluated
-    together on one snapshot (one activity), and another ticket's stages come in between."""
+    together on one snapshot (one activity), and another ticket's stages come in between.
+
+    mode: "decide" (Ruleset.decide: rule ids and actions, no trace - what the baseline returns
+    too), "trace" (Ruleset.evaluate: plus the compact trace the workflow records in history, as
+    fresh objects the caller owns) or "explain" (evaluate with explain=True: every leaf)."""
     stages: dict[int, list[str]] = {}
     for stage, group in plan:
         stages.setdefault(stage, []).append(group)
-    evaluate = ruleset.evaluate
+    if mode == "decide":
+        call: Callable[[str, dict], Any] = ruleset.decide
+    elif mode == "trace":
+        call = ruleset.evaluate
+    else:
+        call = lambda group, snapshot: ruleset.evaluate(group, snapshot, True)  # noqa: E731
 
     def run() -> None:
         for stage, groups in stages.items():
             for snapshots in tickets:
                 snapshot = snapshots[stage]
                 for group in groups:
-                    evaluate(group, snapshot, explain)
+                    call(group, snapshot)
     return run
 
 
@@ -785,21 +822,28 @@ def main(argv: list[str] | None = None) -> int:
     tickets, snapshot_seconds = stage_snapshots(ruleset, make_raw_tickets(n))
     baseline = Baseline(ruleset)
     compared, never_matched = verify(ruleset, baseline, tickets, plan)
+    compared_generated = verify_paths(generated, tickets, generated_plan)
     setup_seconds = time.perf_counter() - setup_started
     gc.collect()
     gc.freeze()  # the snapshots live for the whole run: keep collections from walking them
 
+    # Once per process, not per load: generating the fast schema checker (schemacheck.py). A
+    # first load pays it; it is printed on its own below and not in the load figures.
+    schemacheck._check = None  # the loads above generated it already: measure a fresh one
+    schema_once = time.perf_counter()
+    schemacheck._validator()
+    schema_once = time.perf_counter() - schema_once
     # re.purge(): Python caches compiled regexes, so a second load of the same rules would skip
     # compiling the ruleset's patterns; every timed load here pays for them like a first load.
     default_load = best_of(load_repeats, lambda: (re.purge(), load_ruleset(rules_dir)))
     generated_load = best_of(load_repeats, lambda: (re.purge(), load_ruleset_texts({"generated.yaml": generated_text})))
     t_base = best_of(repeats, baseline_loop(baseline, tickets))
-    t_engine = best_of(repeats, engine_loop(ruleset, tickets, plan, False))
-    t_explain = best_of(repeats, engine_loop(ruleset, tickets, plan, True))
-    t_generated = best_of(repeats, engine_loop(generated, tickets, generated_plan, False))
+    t = {mode: best_of(repeats, engine_loop(ruleset, tickets, plan, mode)) for mode in ("decide", "trace", "explain")}
+    t_generated = {mode: best_of(repeats, engine_loop(generated, tickets, generated_plan, mode))
+                   for mode in ("decide", "trace")}
     # Each group alone over all tickets: here every group pays for folding and scanning the text
     # it reads, which in the loop above classification and priority share.
-    per_group = {group: best_of(repeats, engine_loop(ruleset, tickets, ((stage, group),), False)) / n
+    per_group = {group: best_of(repeats, engine_loop(ruleset, tickets, ((stage, group),), "decide")) / n
                  for stage, group in plan}
 
     figures = {
@@ -808,45 +852,58 @@ def main(argv: list[str] | None = None) -> int:
         "rules_default": n_default,
         "rules_generated": n_generated,
         "baseline_tickets_per_s": round(n / t_base),
-        "engine_tickets_per_s": round(n / t_engine),
-        "engine_explain_tickets_per_s": round(n / t_explain),
-        "engine_200_rules_tickets_per_s": round(n / t_generated),
-        "ratio": round(t_base / t_engine, 3),
-        "ratio_explain": round(t_base / t_explain, 3),
+        "engine_tickets_per_s": round(n / t["decide"]),
+        "engine_trace_tickets_per_s": round(n / t["trace"]),
+        "engine_explain_tickets_per_s": round(n / t["explain"]),
+        "engine_200_rules_tickets_per_s": round(n / t_generated["decide"]),
+        "engine_200_rules_trace_tickets_per_s": round(n / t_generated["trace"]),
+        "ratio": round(t_base / t["decide"], 3),
+        "ratio_trace": round(t_base / t["trace"], 3),
+        "ratio_explain": round(t_base / t["explain"], 3),
         "baseline_us_per_ticket": round(t_base / n * 1e6, 2),
-        "engine_us_per_ticket": round(t_engine / n * 1e6, 2),
-        "engine_explain_us_per_ticket": round(t_explain / n * 1e6, 2),
-        "engine_200_rules_us_per_ticket": round(t_generated / n * 1e6, 2),
-        "engine_us_per_group_evaluation": round(t_engine / (n * len(plan)) * 1e6, 3),
+        "engine_us_per_ticket": round(t["decide"] / n * 1e6, 2),
+        "engine_trace_us_per_ticket": round(t["trace"] / n * 1e6, 2),
+        "engine_explain_us_per_ticket": round(t["explain"] / n * 1e6, 2),
+        "engine_200_rules_us_per_ticket": round(t_generated["decide"] / n * 1e6, 2),
+        "engine_us_per_group_evaluation": round(t["decide"] / (n * len(plan)) * 1e6, 3),
         "engine_us_per_group_alone": {group: round(seconds * 1e6, 2) for group, seconds in per_group.items()},
         "load_default_ms": round(default_load * 1e3, 2),
         "load_200_rules_ms": round(generated_load * 1e3, 2),
+        "schema_checker_once_ms": round(schema_once * 1e3, 1),
         "build_snapshot_us_per_ticket": round(snapshot_seconds * 1e6, 1),
         "decisions_verified": compared,
+        "decisions_verified_generated": compared_generated,
         "rules_never_matched": never_matched,
         "repeats": repeats,
         "python": platform.python_version(),
+        "targets": {"engine_tickets_per_s": 150_000, "engine_trace_tickets_per_s": 75_000, "ratio": 1 / 3,
+                    "load_200_rules_ms": 100},
     }
     groups = ", ".join(group for _, group in plan)
     print(f"rules bench: {n} synthetic tickets, {len(plan)} groups per ticket ({groups}); "
           f"Python {platform.python_version()}; best of {repeats}")
-    print(f"setup {setup_seconds:.1f}s: snapshots built and engine == baseline verified on {compared} decisions; "
+    print(f"setup {setup_seconds:.1f}s: snapshots built; engine == baseline on {compared} decisions; decide == "
+          f"evaluate == explain on {compared_generated} decisions of the generated rules; "
           + (f"rules never matched (not covered): {never_matched}" if never_matched
              else f"every one of the {n_default} rules matched at least once"))
     print()
-    print(f"{'':34}{'tickets/s':>12}{'µs/ticket':>12}{'vs baseline':>13}")
-    rows = [("baseline (hand-written if/elif)", t_base), (f"engine, rules/ ({n_default} rules)", t_engine),
-            ("engine, rules/, explain=True", t_explain), (f"engine, generated ({n_generated} rules)", t_generated)]
+    print(f"{'':46}{'tickets/s':>12}{'µs/ticket':>12}{'vs baseline':>13}")
+    rows = [("baseline (hand-written if/elif)", t_base),
+            (f"engine, rules/ ({n_default} rules), no trace", t["decide"]),
+            ("engine, rules/, compact trace (as recorded)", t["trace"]),
+            ("engine, rules/, explain (every leaf)", t["explain"]),
+            (f"engine, generated ({n_generated} rules), no trace", t_generated["decide"]),
+            (f"engine, generated ({n_generated} rules), trace", t_generated["trace"])]
     for label, seconds in rows:
-        print(f"{label:34}{n / seconds:>12,.0f}{seconds / n * 1e6:>12.2f}{t_base / seconds:>12.2f}x")
+        print(f"{label:46}{n / seconds:>12,.0f}{seconds / n * 1e6:>12.2f}{t_base / seconds:>12.2f}x")
     print()
-    print("engine µs per evaluation, each group alone over all tickets (no text shared between groups):")
+    print("engine µs per decision, each group alone over all tickets (no text shared between groups):")
     print("  " + ", ".join(f"{group} {seconds * 1e6:.1f}" for group, seconds in per_group.items()))
     print(f"load + validate + compile (cold regex cache): rules/ {default_load * 1e3:.1f} ms, {n_generated} generated rules "
-          f"{generated_load * 1e3:.1f} ms")
+          f"{generated_load * 1e3:.1f} ms (plus {schema_once * 1e3:.0f} ms once per process for the schema checker)")
     print(f"build_snapshot (not in the loops above; mostly sentiment): {snapshot_seconds * 1e6:.1f} µs/ticket")
     print(f"ratio engine/baseline (tickets/s): {figures['ratio']:.3f} without trace, "
-          f"{figures['ratio_explain']:.3f} with explain")
+          f"{figures['ratio_trace']:.3f} with the compact trace, {figures['ratio_explain']:.3f} with explain")
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))
     return 0

@@ -4,7 +4,9 @@ This package owns turning ops-edited YAML into decisions. Submodules:
 - fields: the vocabulary (fields rules read, actions each group sets) and `build_snapshot`;
 - sentiment: the lexicon scorer behind the derived `sentiment` field;
 - loader: YAML with positions, JSON Schema, semantic checks, normalisation, `load_ruleset`;
-- compiler: conditions as closures, `Ruleset.evaluate`, traces;
+- schemacheck: the fast yes/no schema check valid files take;
+- compiler: `Ruleset.evaluate` (with a trace) and `Ruleset.decide` (without), traces;
+- codegen: each group's conditions as one generated Python function;
 - errors: `RuleIssue` and `RulesetError`.
 
 Typical use (in an activity, never in workflow code):
@@ -12,9 +14,10 @@ Typical use (in an activity, never in workflow code):
     rs = load_ruleset(Path("rules"))
     result = rs.evaluate("priority", build_snapshot(raw_ticket))
     result.rule_ids, result.actions, result.trace, rs.version
+    rs.decide("priority", snapshot).actions  # no trace, shared and read-only: backtests, fixtures
 """
 
-from .compiler import CompiledGroup, CompiledRule, GroupResult, Ruleset
+from .compiler import CompiledGroup, CompiledRule, GroupOutcome, GroupResult, Ruleset
 from .errors import RuleIssue, RulesetError
 from .fields import FIELDS, GROUP_ACTIONS, build_snapshot
 from .loader import load_ruleset, load_ruleset_texts, rules_json_schema
@@ -24,6 +27,7 @@ __all__ = [
     "GROUP_ACTIONS",
     "CompiledGroup",
     "CompiledRule",
+    "GroupOutcome",
     "GroupResult",
     "RuleIssue",
     "Ruleset",

@@ -1,19 +1,21 @@
-"""Compiling validated rules into Python closures, and evaluating them against a snapshot.
+"""Compiling validated rules into generated Python functions and closures, and evaluating them.
 
 This module owns the runtime side of the rules language: `Ruleset` (what workers hold and
 evaluate), the compiled groups and rules, `GroupResult`, the merge of actions in `all` groups and
 the trace. It trusts its input: everything reaching `Ruleset` went through the loader's checks
 (`load_ruleset` or `Ruleset.from_dict`), so compiling cannot fail on user mistakes.
 
-Every condition compiles to two closures: `test(snapshot) -> bool` for the hot path
-(short-circuiting, no allocation), and `record(snapshot, out, full) -> bool`, which also appends
-one trace entry per leaf it evaluates. Only explain mode and the rules that matched pay for
-recording.
+Two compiled forms of every group:
+- `codegen.generate` writes the group's conditions as one Python function (plain if-statements,
+  each field read once) that returns which rules matched. `decide` (no trace) and `evaluate`
+  (compact trace) use it to pick the rules; see codegen.py for why and how it stays safe.
+- every condition also compiles to closures: `test(snapshot) -> bool` and `record(snapshot, out,
+  full) -> bool`, which appends one trace entry per leaf it evaluates. Explain mode walks them,
+  and the compact trace of a matched rule is built from them; they are the reference the
+  generated code is tested against (tests/test_ruleset_codegen.py).
 
 Why it is shaped the way it is (bench/rules_bench.py measures it against hand-written Python;
 tests/test_ruleset_perf_semantics.py pins the behaviour of these paths):
-- A leaf is a closure over the snapshot dict itself, specialised per operator and field type, so
-  a test is a dict lookup and a comparison; no context object is built per evaluation.
 - Text operators compare folded text (`fold`). Each text-like field has one `_TextField` per
   ruleset that keeps the last value it saw together with its folded form and the keywords found
   in it. Every test on that field shares it, in one group and across the groups evaluated on the
@@ -22,14 +24,14 @@ tests/test_ruleset_perf_semantics.py pins the behaviour of these paths):
   sentiment scoring; a copy that does not belong to the snapshot's text is ignored.
 - All the keywords that contains_any / contains_all tests look for in one field are found by one
   regular-expression pass over the text (`_KeywordScanner`); each test is then a set operation.
-- Without explain, trace entries are built only for the rules that matched, and for a rule whose
-  condition is one test or an `all` of tests without re-running them (`_matched_entry`).
-- Per result: GroupResult fills its frozen fields directly; actions are copied with dict() and
-  only their lists copied again. Building results is about half of an evaluation's cost.
+- Results: `decide` returns a shared, read-only `GroupOutcome` per rule (per combination of
+  matched rules in an `all` group), so deciding allocates nothing. `evaluate` returns fresh
+  objects the caller owns: GroupResult fills its frozen fields directly, actions are copied with
+  dict() and only their lists copied again, and trace entries are built for the matched rules
+  only, without re-running their tests where the condition is one test or an `all` of tests.
 
-Deliberately not done: generating Python source per group (measured: no gain over these
-closures, since the text tests dominate), and caching across snapshots other than by the text
-value itself (snapshots are mutable dicts).
+Deliberately not done: caching decisions across snapshots other than by the text value itself
+(snapshots are mutable dicts, and no two tickets share a text).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import sentiment
+from . import codegen, sentiment
 from .fields import A_LIST, BOOL, ENUM, FIELDS, FOLDED_TEXT, GROUP_ACTIONS, INT, LIST, NUMBER, STRING, TEXT
 
 _TRACE_TEXT_LIMIT = 120  # traces go into workflow history: keep long texts from bloating it
@@ -511,6 +513,24 @@ def _finish_views(views: dict[str, _TextField]) -> None:
             view.scanner = _KeywordScanner(view.keywords)
 
 
+def _load_text(view: _TextField, value: Any, snap: Snapshot) -> tuple[str, str, frozenset[str]] | None:
+    return view.load(value, snap) if isinstance(value, str) else None
+
+
+def _list_any(value: Any, needles: frozenset[str]) -> bool:
+    return isinstance(value, (list, tuple)) and not needles.isdisjoint(
+        {fold(item) for item in value if isinstance(item, str)})
+
+
+def _list_all(value: Any, needles: frozenset[str]) -> bool:
+    return isinstance(value, (list, tuple)) and needles <= {fold(item) for item in value if isinstance(item, str)}
+
+
+# What generated group functions call (codegen.generate); the same checks as the closures above.
+_CODEGEN_HELPERS = {"NUMBER_CLASSES": _NUMBER_CLASSES, "is_number": _is_number, "is_empty": _is_empty,
+                    "list_any": _list_any, "list_all": _list_all, "load_text": _load_text}
+
+
 def _all(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Record]:
     if len(tests) == 2:  # the common case, without a loop
         first, second = tests
@@ -623,21 +643,66 @@ def _merge(into: dict[str, Any], then: Mapping[str, Any], list_keys: frozenset[s
             into[key] = list(value) if isinstance(value, list) else value
 
 
+class GroupOutcome:
+    """What one group decided, without a trace: the matched rule ids and the merged actions.
+
+    Returned by `Ruleset.decide`, the path for callers that need no trace (backtests, fixtures,
+    benchmarks). Outcomes are shared between calls, so they are read-only all the way down: ids
+    are a tuple, `actions` a read-only mapping, and list-valued actions are tuples."""
+
+    __slots__ = ("actions", "group", "rule_ids")
+
+    def __init__(self, group: str, rule_ids: tuple[str, ...], actions: Mapping[str, Any]):
+        frozen = {key: tuple(value) if isinstance(value, list) else value for key, value in actions.items()}
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "rule_ids", rule_ids)
+        object.__setattr__(self, "actions", MappingProxyType(frozen))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"GroupOutcome is read-only (cannot set {name})")
+
+    def __repr__(self) -> str:
+        return f"GroupOutcome({self.group!r}, {self.rule_ids!r}, {dict(self.actions)!r})"
+
+
+_MASK_CACHE_LIMIT = 4096  # distinct rule combinations remembered per `all` group
+
+
 class _Plan:
-    """What `evaluate` walks for one group: per rule, the rule, its test (None for a catch-all),
-    the action keys holding lists (a result gets its own copy of those), and the builder of its
-    compact-trace entry."""
+    """What evaluation walks for one group: the generated `decide` function (codegen.py), per
+    rule the rule, the action keys holding lists (a result gets its own copy of those) and the
+    builder of its compact-trace entry; and the shared outcomes for `Ruleset.decide`."""
 
-    __slots__ = ("first", "list_keys", "name", "rules")
+    __slots__ = ("by_mask", "decide", "first", "list_keys", "name", "outcomes", "rules", "source")
 
-    def __init__(self, group: CompiledGroup, list_keys: frozenset[str]):
+    def __init__(self, group: CompiledGroup, list_keys: frozenset[str], decide: codegen.Decide, source: str):
         self.name = group.name
         self.first = group.match == "first"
-        self.rules = tuple((rule, None if rule.when is None else rule.test,
-                            tuple(key for key, value in rule.then.items() if isinstance(value, list)),
+        self.decide = decide
+        self.source = source
+        self.rules = tuple((rule, tuple(key for key, value in rule.then.items() if isinstance(value, list)),
                             _matched_entry(rule.id, rule.when, rule.record))
                            for rule in group.rules)
         self.list_keys = list_keys
+        # first: one outcome per rule, then "nothing matched" last so that decide's -1 finds it
+        self.outcomes = tuple(GroupOutcome(self.name, (rule.id,), rule.then) for rule in group.rules) \
+            + (GroupOutcome(self.name, (), {}),)
+        # all: mask of matched rules -> (their indices, merged actions, outcome)
+        self.by_mask: dict[int, tuple[tuple[int, ...], dict[str, Any], GroupOutcome]] = {}
+
+    def combination(self, mask: int) -> tuple[tuple[int, ...], dict[str, Any], GroupOutcome]:
+        """The rules a mask of an `all` group stands for, their merged actions and outcome."""
+        found = self.by_mask.get(mask)
+        if found is not None:
+            return found
+        indices = tuple(i for i in range(len(self.rules)) if mask >> i & 1)
+        actions: dict[str, Any] = {}
+        for i in indices:
+            _merge(actions, self.rules[i][0].then, self.list_keys)
+        found = (indices, actions, GroupOutcome(self.name, tuple(self.rules[i][0].id for i in indices), actions))
+        if len(self.by_mask) < _MASK_CACHE_LIMIT:
+            self.by_mask[mask] = found
+        return found
 
 
 def canonical_json(data: Any) -> str:
@@ -672,7 +737,9 @@ class Ruleset:
             self.groups[group["name"]] = compiled
             self._list_actions[group["name"]] = frozenset(
                 key for key, action in GROUP_ACTIONS[group["name"]].items() if action.kind == A_LIST)
-            self._plans[group["name"]] = _Plan(compiled, self._list_actions[group["name"]])
+            decide, source = codegen.generate(group["name"], group["match"], [rule.when for rule in rules],
+                                              views, _TextField, _CODEGEN_HELPERS)
+            self._plans[group["name"]] = _Plan(compiled, self._list_actions[group["name"]], decide, source)
         _finish_views(views)
 
     @classmethod
@@ -703,27 +770,38 @@ class Ruleset:
 
         The trace: with `explain`, one entry per rule with every leaf and its result, and the
         rules after a `first` match marked skipped; without, only the matched rules with the
-        leaves that decided them, small enough to record in workflow history."""
+        leaves that decided them, small enough to record in workflow history. The result and
+        everything in it are fresh objects the caller owns."""
         plan = self._plans[group]
         if explain:
             return self._explain(plan, snapshot)
+        found = plan.decide(snapshot)
         if plan.first:
-            for rule, test, list_keys, matched_entry in plan.rules:
-                if test is None or test(snapshot):
-                    actions = dict(rule.then)
-                    for key in list_keys:  # the result owns its lists: callers may change them
-                        actions[key] = list(actions[key])
-                    return GroupResult(plan.name, [rule.id], actions, [matched_entry(snapshot)])
-            return GroupResult(plan.name, [], {}, [])
-        ids = []
-        actions: dict[str, Any] = {}
-        trace = []
-        for rule, test, _, matched_entry in plan.rules:
-            if test is None or test(snapshot):
-                ids.append(rule.id)
-                _merge(actions, rule.then, plan.list_keys)
-                trace.append(matched_entry(snapshot))
-        return GroupResult(plan.name, ids, actions, trace)
+            if found < 0:
+                return GroupResult(plan.name, [], {}, [])
+            rule, list_keys, matched_entry = plan.rules[found]
+            actions = dict(rule.then)
+            for key in list_keys:  # the result owns its lists: callers may change them
+                actions[key] = list(actions[key])
+            return GroupResult(plan.name, [rule.id], actions, [matched_entry(snapshot)])
+        indices, merged, outcome = plan.combination(found)
+        rules = plan.rules
+        return GroupResult(plan.name, list(outcome.rule_ids), _copy_actions(merged),
+                           [rules[i][2](snapshot) for i in indices])
+
+    def decide(self, group: str, snapshot: Mapping[str, Any]) -> GroupOutcome:
+        """What `evaluate` decides, without a trace and without building a result: the rule ids
+        and actions as a shared, read-only `GroupOutcome`. Raises KeyError for an unknown group."""
+        plan = self._plans[group]
+        found = plan.decide(snapshot)
+        if plan.first:
+            return plan.outcomes[found]
+        cached = plan.by_mask.get(found)
+        return (cached if cached is not None else plan.combination(found))[2]
+
+    def source(self, group: str) -> str:
+        """The Python source generated for a group's decisions (codegen.py), for debugging."""
+        return self._plans[group].source
 
     def _explain(self, plan: _Plan, snapshot: Mapping[str, Any]) -> GroupResult:
         matched: list[CompiledRule] = []

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
 
 from engine import templates as _templates  # a module reference: engine.templates imports this package
 
+from . import schemacheck
 from .calendars import CalendarProblem, from_normalised, normalise_calendar
 from .calendars import CALENDAR_SCHEMA
 from .compiler import Ruleset, canonical_json
@@ -479,6 +480,8 @@ def _where_kind(path: DataPath) -> str:
 
 
 def _schema_issues(source: _Source) -> list[RuleIssue]:
+    if schemacheck.is_valid(source.data):  # the usual case, answered fast; errors need the walk below
+        return []
     issues = []
     for error in _schema_validator().iter_errors(source.data):
         path = tuple(error.absolute_path)

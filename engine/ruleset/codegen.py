@@ -1,0 +1,202 @@
+"""Generating one Python function per rule group: the hot path of rule evaluation.
+
+The compiler (compiler.py) turns every condition into closures, which explain mode and traces
+walk leaf by leaf. Deciding which rule matches does not need that walk: this module writes the
+conditions of a whole group as the if-statements a person would write by hand, and `exec`s the
+source once per ruleset version. The generated function returns the index of the first matching
+rule (`match: first`, -1 for none) or a bitmask of every matching rule (`match: all`).
+
+Why generated source and not more closures: a closure call per leaf and per combinator costs more
+than the comparison it wraps; inline, a leaf is one expression. Each field is read from the
+snapshot once per group, where the first rule that needs it starts, and its derived form (is it a
+number; its folded text and keywords) is computed once with it.
+
+Safety: nothing a rules file says becomes code. Field names come from the code-owned catalog
+(`fields.FIELDS`, checked by the loader) and operators from a fixed table here; every expected
+value is bound as a constant in the function's namespace (`c0`, `c1`, ...), never spliced into
+the source. The generated expressions mirror the closures in compiler.py exactly (same type
+checks, same folding); tests/test_ruleset_codegen.py checks both agree on random snapshots.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .fields import BOOL, ENUM, FIELDS, INT, LIST, NUMBER, STRING, TEXT
+
+Decide = Callable[[Mapping[str, Any]], int]
+
+
+class _Source:
+    """The source of one group's function, with the constants and fields it uses."""
+
+    def __init__(self, helpers: Mapping[str, Any]):
+        self.namespace: dict[str, Any] = dict(helpers)
+        self.lines: list[str] = []
+        self.loaded: dict[str, str] = {}  # field name -> variable holding its raw value
+        self.derived: dict[tuple[str, str], str] = {}  # (field, "num" | "text") -> variable
+        self._consts: dict[int, str] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"c{len(self._consts)}"
+        self._consts[len(self._consts)] = name
+        self.namespace[name] = value
+        return name
+
+    def emit(self, line: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + line)
+
+    def value(self, name: str, pending: list[str]) -> str:
+        """The variable holding the field's raw value; the read is queued in `pending`."""
+        if name not in self.loaded:
+            var = f"v{len(self.loaded)}"
+            self.loaded[name] = var
+            pending.append(f"{var} = get({name!r})")
+        return self.loaded[name]
+
+    def number(self, name: str, pending: list[str]) -> str:
+        key = (name, "num")
+        if key not in self.derived:
+            raw = self.value(name, pending)
+            var = f"n{len(self.derived)}"
+            self.derived[key] = var
+            # _NUMBER_CLASSES answers for the usual classes; anything else asks _is_number
+            pending.append(f"{var} = NUMBER_CLASSES.get({raw}.__class__)")
+            pending.append(f"if {var} is None: {var} = is_number({raw})")
+        return self.derived[key]
+
+    def text(self, name: str, view: Any, pending: list[str]) -> str:
+        """(value, folded, keywords) of a text field, shared through its view; None when the
+        value is not a string."""
+        key = (name, "text")
+        if key not in self.derived:
+            raw = self.value(name, pending)
+            var = f"t{len(self.derived)}"
+            self.derived[key] = var
+            v = self.const(view)
+            pending.append(f"{var} = {v}.last")
+            pending.append(f"if {raw} is not {var}[0] and {raw} != {var}[0]: {var} = load_text({v}, {raw}, snap)")
+        return self.derived[key]
+
+
+def _leaf(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pending: list[str],
+          new_view: Callable[[str], Any]) -> str:
+    name = cond["field"]
+    op = next(key for key in cond if key != "field")
+    expected = cond[op]
+    ftype = FIELDS[name].type
+    if op == "is_set":
+        v = src.value(name, pending)
+        return f"({v} is not None)" if expected else f"({v} is None)"
+    if op == "is_empty":
+        v = src.value(name, pending)
+        return f"is_empty({v})" if expected else f"(not is_empty({v}))"
+
+    if ftype == LIST:
+        # imported here: compiler imports this module
+        from .compiler import fold
+        needles = src.const(frozenset(fold(item) for item in expected))
+        v = src.value(name, pending)
+        if op == "contains_any":
+            return f"list_any({v}, {needles})"
+        if op == "contains_all":
+            return f"list_all({v}, {needles})"
+
+    if ftype in (TEXT, STRING):
+        from .compiler import fold
+        view = views.get(name) or views.setdefault(name, new_view(name))
+        t = src.text(name, view, pending)
+        if op in ("contains_any", "contains_all"):
+            needles = frozenset(fold(item) for item in expected)
+            view.keywords.update(needles)
+            c = src.const(needles)
+            test = f"not {c}.isdisjoint({t}[2])" if op == "contains_any" else f"{c} <= {t}[2]"
+        elif op in ("eq", "in"):
+            c = src.const(frozenset([fold(expected)] if op == "eq" else [fold(item) for item in expected]))
+            test = f"{t}[1] in {c}"
+        elif op in ("ne", "not_in"):
+            c = src.const(frozenset([fold(expected)] if op == "ne" else [fold(item) for item in expected]))
+            test = f"{t}[1] not in {c}"
+        elif op == "starts_with":
+            c = src.const(fold(expected))
+            test = f"{t}[1].lstrip().startswith({c})"
+        elif op == "matches":
+            c = src.const(re.compile(expected, re.IGNORECASE).search)
+            test = f"{c}({t}[1]) is not None"
+        else:
+            raise ValueError(f"operator {op!r} on text field {name!r} reached the code generator unvalidated")
+        return f"({t} is not None and {test})"
+
+    if ftype == BOOL and op in ("eq", "ne"):
+        v = src.value(name, pending)
+        want = bool(expected) if op == "eq" else not expected
+        return f"({v} is {want!r})"  # True/False: singletons, and the literal is one of two words
+
+    if ftype == ENUM:
+        v = src.value(name, pending)
+        if op == "eq":
+            return f"({v} == {src.const(expected)})"
+        if op == "ne":
+            return f"(isinstance({v}, str) and {v} != {src.const(expected)})"
+        if op in ("in", "not_in"):
+            return f"(isinstance({v}, str) and {v} {'in' if op == 'in' else 'not in'} {src.const(frozenset(expected))})"
+
+    if ftype in (NUMBER, INT):
+        v = src.value(name, pending)
+        n = src.number(name, pending)
+        compare = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "eq": "==", "ne": "!="}
+        if op in compare:
+            return f"({n} and {v} {compare[op]} {src.const(expected)})"
+        if op == "between":
+            low, high = expected
+            return f"({n} and {src.const(low)} <= {v} <= {src.const(high)})"
+        if op in ("in", "not_in"):
+            return f"({n} and {v} {'in' if op == 'in' else 'not in'} {src.const(frozenset(expected))})"
+
+    raise ValueError(f"operator {op!r} on {ftype} field {name!r} reached the code generator unvalidated")
+
+
+def _condition(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pending: list[str],
+               new_view: Callable[[str], Any]) -> str:
+    for combinator, joiner in (("all", " and "), ("any", " or ")):
+        if combinator in cond:
+            parts = [_condition(src, child, views, pending, new_view) for child in cond[combinator]]
+            return "(" + joiner.join(parts) + ")"
+    if "not" in cond:
+        return f"(not {_condition(src, cond['not'], views, pending, new_view)})"
+    return _leaf(src, cond, views, pending, new_view)
+
+
+def generate(group: str, match: str, conditions: Sequence[Mapping[str, Any] | None], views: dict[str, Any],
+             new_view: Callable[[str], Any], helpers: Mapping[str, Any]) -> tuple[Decide, str]:
+    """The decide function of one group and its source. `conditions` are the rules' `when`, in
+    order (None: a catch-all). `views` is the ruleset's shared text views (added to, as the
+    closures do); `helpers` the functions the source calls (see compiler._CODEGEN_HELPERS)."""
+    src = _Source(helpers)
+    src.emit("def decide(snap):", 0)
+    src.emit("get = snap.get")
+    first = match == "first"
+    if not first:
+        src.emit("matched = 0")
+    for index, cond in enumerate(conditions):
+        pending: list[str] = []
+        test = "True" if cond is None else _condition(src, cond, views, pending, new_view)
+        for line in pending:  # the fields this rule is the first to read
+            src.emit(line)
+        if first:
+            if cond is None:
+                src.emit(f"return {index}")
+                break
+            src.emit(f"if {test}: return {index}")
+        elif cond is None:
+            src.emit(f"matched |= {1 << index}")
+        else:
+            src.emit(f"if {test}: matched |= {1 << index}")
+    else:
+        src.emit("return -1" if first else "return matched")
+    source = "\n".join(src.lines) + "\n"
+    code = compile(source, f"<rules group {group}>", "exec")
+    exec(code, src.namespace)  # noqa: S102 - source built above from catalog names and constants
+    return src.namespace["decide"], source
