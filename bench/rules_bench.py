@@ -764,13 +764,22 @@ def engine_loop(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[t
     """Stage by stage over all tickets, as workers do: the groups of one stage are evaluated
     together on one snapshot (one activity), and another ticket's stages come in between.
 
-    mode: "decide" (Ruleset.decide: rule ids and actions, no trace - what the baseline returns
-    too), "trace" (Ruleset.evaluate: plus the compact trace the workflow records in history, as
+    mode: "decide" (Ruleset.decider: one generated function per stage returning each group's
+    rule ids and actions, no trace - what the baseline's method per stage returns too), "trace"
+    (Ruleset.evaluate per group: plus the compact trace the workflow records in history, as
     fresh objects the caller owns) or "explain" (evaluate with explain=True: every leaf)."""
     stages: dict[int, list[str]] = {}
     for stage, group in plan:
         stages.setdefault(stage, []).append(group)
     if mode == "decide":
+        deciders = [(stage, ruleset.decider(tuple(groups))) for stage, groups in stages.items()]
+
+        def run_stages() -> None:
+            for stage, decide in deciders:
+                for snapshots in tickets:
+                    decide(snapshots[stage])
+        return run_stages
+    if mode == "decide_each":
         call: Callable[[str, dict], Any] = ruleset.decide
     elif mode == "trace":
         call = ruleset.evaluate

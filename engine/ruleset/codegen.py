@@ -68,8 +68,8 @@ class _Source:
         return self.derived[key]
 
     def text(self, name: str, view: Any, pending: list[str]) -> str:
-        """(value, folded, keywords) of a text field, shared through its view; None when the
-        value is not a string."""
+        """(value, folded, keywords, list bits) of a text field, shared through its view;
+        NOT_TEXT when the value is not a string."""
         key = (name, "text")
         if key not in self.derived:
             raw = self.value(name, pending)
@@ -108,15 +108,18 @@ def _leaf(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pending:
         from .compiler import fold
         view = views.get(name) or views.setdefault(name, new_view(name))
         t = src.text(name, view, pending)
-        if op in ("contains_any", "contains_all"):
-            needles = frozenset(fold(item) for item in expected)
+        # `t` is NOT_TEXT for a value that is not a string: it has no keywords, no list bits and
+        # a folded form equal to nothing, so only the negative tests need to check for it.
+        if op == "contains_any":
+            return f"({t}[3] & {view.list_bit(frozenset(fold(item) for item in expected))})"
+        if op == "contains_all":
+            needles = frozenset(fold(item) for item in expected)  # never empty: the schema says so
             view.keywords.update(needles)
-            c = src.const(needles)
-            test = f"not {c}.isdisjoint({t}[2])" if op == "contains_any" else f"{c} <= {t}[2]"
-        elif op in ("eq", "in"):
+            return f"({src.const(needles)} <= {t}[2])"
+        if op in ("eq", "in"):
             c = src.const(frozenset([fold(expected)] if op == "eq" else [fold(item) for item in expected]))
-            test = f"{t}[1] in {c}"
-        elif op in ("ne", "not_in"):
+            return f"({t}[1] in {c})"
+        if op in ("ne", "not_in"):
             c = src.const(frozenset([fold(expected)] if op == "ne" else [fold(item) for item in expected]))
             test = f"{t}[1] not in {c}"
         elif op == "starts_with":
@@ -127,7 +130,7 @@ def _leaf(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pending:
             test = f"{c}({t}[1]) is not None"
         else:
             raise ValueError(f"operator {op!r} on text field {name!r} reached the code generator unvalidated")
-        return f"({t} is not None and {test})"
+        return f"({t} is not NOT_TEXT and {test})"
 
     if ftype == BOOL and op in ("eq", "ne"):
         v = src.value(name, pending)
@@ -169,34 +172,84 @@ def _condition(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pen
     return _leaf(src, cond, views, pending, new_view)
 
 
-def generate(group: str, match: str, conditions: Sequence[Mapping[str, Any] | None], views: dict[str, Any],
-             new_view: Callable[[str], Any], helpers: Mapping[str, Any]) -> tuple[Decide, str]:
-    """The decide function of one group and its source. `conditions` are the rules' `when`, in
-    order (None: a catch-all). `views` is the ruleset's shared text views (added to, as the
-    closures do); `helpers` the functions the source calls (see compiler._CODEGEN_HELPERS)."""
-    src = _Source(helpers)
-    src.emit("def decide(snap):", 0)
-    src.emit("get = snap.get")
+def _rules(src: _Source, match: str, conditions: Sequence[Mapping[str, Any] | None], views: dict[str, Any],
+           new_view: Callable[[str], Any], found: Callable[[int], str], none: str, indent: int) -> None:
+    """Emit one group's rules. `match: first`: each rule's test, then `found(index)` (a statement
+    that must leave the block) and finally `none`; `match: all`: the bitmask in `matched`."""
     first = match == "first"
     if not first:
-        src.emit("matched = 0")
+        src.emit("matched = 0", indent)
     for index, cond in enumerate(conditions):
         pending: list[str] = []
         test = "True" if cond is None else _condition(src, cond, views, pending, new_view)
         for line in pending:  # the fields this rule is the first to read
-            src.emit(line)
+            src.emit(line, indent)
+        if first and cond is None:
+            src.emit(found(index), indent)
+            return
         if first:
-            if cond is None:
-                src.emit(f"return {index}")
-                break
-            src.emit(f"if {test}: return {index}")
+            src.emit(f"if {test}: {found(index)}", indent)
         elif cond is None:
-            src.emit(f"matched |= {1 << index}")
+            src.emit(f"matched |= {1 << index}", indent)
         else:
-            src.emit(f"if {test}: matched |= {1 << index}")
-    else:
-        src.emit("return -1" if first else "return matched")
+            src.emit(f"if {test}: matched |= {1 << index}", indent)
+    if none:
+        src.emit(none, indent)
+
+
+def _compile(src: _Source, name: str) -> Callable[..., Any]:
     source = "\n".join(src.lines) + "\n"
-    code = compile(source, f"<rules group {group}>", "exec")
+    code = compile(source, f"<rules {name}>", "exec")
     exec(code, src.namespace)  # noqa: S102 - source built above from catalog names and constants
-    return src.namespace["decide"], source
+    src.namespace["__source__"] = source
+    return src.namespace["decide"]
+
+
+def generate(group: str, match: str, conditions: Sequence[Mapping[str, Any] | None], views: dict[str, Any],
+             new_view: Callable[[str], Any], helpers: Mapping[str, Any]) -> tuple[Decide, str]:
+    """The decide function of one group and its source. `conditions` are the rules' `when`, in
+    order (None: a catch-all). `views` is the ruleset's shared text views (added to, as the
+    closures do); `helpers` the functions the source calls (see compiler._CODEGEN_HELPERS).
+    The function returns the index of the first match (-1: none) or the bitmask of matches."""
+    src = _Source(helpers)
+    src.emit("def decide(snap):", 0)
+    src.emit("get = snap.get")
+    _rules(src, match, conditions, views, new_view, lambda index: f"return {index}",
+           "return -1" if match == "first" else "return matched", 1)
+    decide = _compile(src, f"group {group}")
+    return decide, src.namespace["__source__"]
+
+
+def generate_stage(groups: Sequence[tuple[str, str, Sequence[Mapping[str, Any] | None], Sequence[Any], Any]],
+                   views: dict[str, Any], new_view: Callable[[str], Any],
+                   helpers: Mapping[str, Any]) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]], str]:
+    """One function deciding several groups on one snapshot, as a stage of the workflow does:
+    it returns their outcomes as a tuple, in order. Each entry of `groups` is (name, match,
+    conditions, outcomes, combination): for `first` groups the outcome of each rule followed by
+    the outcome of no match; for `all` groups `combination(mask)` gives the outcome and
+    `outcomes` is a dict of the outcomes of masks already seen."""
+    src = _Source(helpers)
+    src.emit("def decide(snap):", 0)
+    src.emit("get = snap.get")
+    results = []
+    for number, (name, match, conditions, outcomes, combination) in enumerate(groups):
+        result = f"r{number}"
+        results.append(result)
+        if match == "first":
+            table = src.const(tuple(outcomes))
+            # a one-pass loop, so that a match can leave the group's block with `break`
+            src.emit("while True:")
+            _rules(src, match, conditions, views, new_view,
+                   lambda index, table=table, result=result: f"{result} = {table}[{index}]; break",
+                   f"{result} = {table}[-1]; break", 2)
+        else:
+            _rules(src, match, conditions, views, new_view, lambda index: "", "", 1)
+            seen, combine = src.const(outcomes), src.const(combination)
+            src.emit(f"{result} = {seen}.get(matched)")
+            src.emit(f"if {result} is None: {result} = {combine}(matched)[2]")
+        # variables of one group are not reused by the next: a variable may not have been set
+        src.loaded.clear()
+        src.derived.clear()
+    src.emit(f"return ({', '.join(results)},)")
+    decide = _compile(src, "stage " + "+".join(name for name, *_ in groups))
+    return decide, src.namespace["__source__"]

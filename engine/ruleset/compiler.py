@@ -250,30 +250,55 @@ _UNSET = object()  # equal to nothing a snapshot can hold
 class _TextField:
     """A text-like field (text, string) as the tests of one ruleset read it.
 
-    `last` is (value, folded value, keywords found in it) for the last string value seen. It is
-    replaced as one tuple, never updated in place, so threads sharing a ruleset at worst fold the
-    same text twice. Tests compare the snapshot's value with last[0] by identity first: the groups
-    evaluated on one snapshot see the very same string object."""
+    `last` is (value, folded value, keywords found in it, lists hit) for the last string value
+    seen; "lists hit" is a bitmask with one bit per keyword list of a contains_any test
+    (`list_bit`), so generated code tests a list with one `&`. It is replaced as one tuple, never
+    updated in place, so threads sharing a ruleset at worst fold the same text twice. Tests
+    compare the snapshot's value with last[0] by identity first: the groups evaluated on one
+    snapshot see the very same string object."""
 
-    __slots__ = ("keywords", "last", "precomputed", "scanner")
+    __slots__ = ("keywords", "last", "lists", "precomputed", "scanner", "word_bits")
 
     def __init__(self, name: str) -> None:
         self.keywords: set[str] = set()  # filled while compiling, then turned into `scanner`
+        self.lists: dict[frozenset[str], int] = {}  # keyword list -> its bit
+        self.word_bits: dict[str, int] = {}  # keyword -> bits of the lists holding it
         self.scanner: _KeywordScanner | None = None
-        self.last: tuple[Any, str, frozenset[str]] = (_UNSET, "", _NO_KEYWORDS)
+        self.last: tuple[Any, Any, frozenset[str], int] = (_UNSET, "", _NO_KEYWORDS, 0)
         # build_snapshot folds `text` already (fields.FOLDED_TEXT); other fields are folded here
         self.precomputed = FOLDED_TEXT if name == "text" else None
 
-    def load(self, value: str, snap: Snapshot) -> tuple[str, str, frozenset[str]]:
+    def list_bit(self, needles: frozenset[str]) -> int:
+        """The bit that stands for this keyword list in last[3]."""
+        self.keywords.update(needles)
+        return self.lists.setdefault(needles, 1 << len(self.lists))
+
+    def finish(self) -> None:
+        if self.keywords:
+            self.scanner = _KeywordScanner(self.keywords)
+        for needles, bit in self.lists.items():
+            for word in needles:
+                self.word_bits[word] = self.word_bits.get(word, 0) | bit
+
+    def load(self, value: str, snap: Snapshot) -> tuple[str, str, frozenset[str], int]:
         ready = snap.get(self.precomputed) if self.precomputed is not None else None
         if isinstance(ready, tuple) and len(ready) == 2 and ready[0] == value:
             folded = ready[1]  # folded by build_snapshot, and still belonging to this value
         else:
             folded = fold(value)
         found = self.scanner.find(folded) if self.scanner is not None else _NO_KEYWORDS
-        last = (value, folded, found)
+        hit = 0
+        word_bits = self.word_bits
+        for word in found:
+            hit |= word_bits.get(word, 0)
+        last = (value, folded, found, hit)
         self.last = last
         return last
+
+
+# What a generated test sees for a value that is not text: no keywords, no list hit, and a folded
+# form equal to no string (eq/in fail); tests that would pass on "not equal" check for it.
+_NOT_TEXT: tuple[Any, Any, frozenset[str], int] = (_UNSET, object(), _NO_KEYWORDS, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,12 +534,11 @@ def _implied_entries(cond: Mapping[str, Any]) -> list[Callable[[Snapshot], dict[
 
 def _finish_views(views: dict[str, _TextField]) -> None:
     for view in views.values():
-        if view.keywords:
-            view.scanner = _KeywordScanner(view.keywords)
+        view.finish()
 
 
-def _load_text(view: _TextField, value: Any, snap: Snapshot) -> tuple[str, str, frozenset[str]] | None:
-    return view.load(value, snap) if isinstance(value, str) else None
+def _load_text(view: _TextField, value: Any, snap: Snapshot) -> tuple[Any, Any, frozenset[str], int]:
+    return view.load(value, snap) if isinstance(value, str) else _NOT_TEXT
 
 
 def _list_any(value: Any, needles: frozenset[str]) -> bool:
@@ -528,7 +552,8 @@ def _list_all(value: Any, needles: frozenset[str]) -> bool:
 
 # What generated group functions call (codegen.generate); the same checks as the closures above.
 _CODEGEN_HELPERS = {"NUMBER_CLASSES": _NUMBER_CLASSES, "is_number": _is_number, "is_empty": _is_empty,
-                    "list_any": _list_any, "list_all": _list_all, "load_text": _load_text}
+                    "list_any": _list_any, "list_all": _list_all, "load_text": _load_text,
+                    "NOT_TEXT": _NOT_TEXT}
 
 
 def _all(tests: tuple[Test, ...], records: tuple[Record, ...]) -> tuple[Test, Record]:
@@ -741,6 +766,8 @@ class Ruleset:
                                               views, _TextField, _CODEGEN_HELPERS)
             self._plans[group["name"]] = _Plan(compiled, self._list_actions[group["name"]], decide, source)
         _finish_views(views)
+        self._views = views
+        self._deciders: dict[tuple[str, ...], Callable[[Snapshot], tuple[GroupOutcome, ...]]] = {}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<ruleset>") -> "Ruleset":
@@ -798,6 +825,24 @@ class Ruleset:
             return plan.outcomes[found]
         cached = plan.by_mask.get(found)
         return (cached if cached is not None else plan.combination(found))[2]
+
+    def decider(self, groups: tuple[str, ...]) -> Callable[[Snapshot], tuple[GroupOutcome, ...]]:
+        """One function deciding `groups` together on a snapshot, as a stage of the workflow
+        does (stages.STAGES): it returns their outcomes, in order, as `decide` would one by one.
+        Generated once per ruleset and tuple of groups. Raises KeyError for an unknown group."""
+        found = self._deciders.get(groups)
+        if found is None:
+            spec = []
+            for name in groups:
+                plan = self._plans[name]
+                conditions = [rule.when for rule, _, _ in plan.rules]
+                if plan.first:
+                    spec.append((name, "first", conditions, plan.outcomes, None))
+                else:
+                    spec.append((name, "all", conditions, plan.by_mask, plan.combination))
+            found, source = codegen.generate_stage(spec, self._views, _TextField, _CODEGEN_HELPERS)
+            self._deciders[groups] = found
+        return found
 
     def source(self, group: str) -> str:
         """The Python source generated for a group's decisions (codegen.py), for debugging."""
