@@ -67,6 +67,16 @@ class _Source:
             pending.append(f"if {var} is None: {var} = is_number({raw})")
         return self.derived[key]
 
+    def items(self, name: str, pending: list[str]) -> str:
+        """The folded string items of a list field, once per group; None when it is no list."""
+        key = (name, "items")
+        if key not in self.derived:
+            raw = self.value(name, pending)
+            var = f"l{len(self.derived)}"
+            self.derived[key] = var
+            pending.append(f"{var} = folded_items({raw})")
+        return self.derived[key]
+
     def text(self, name: str, view: Any, pending: list[str]) -> str:
         """(value, folded, keywords, list bits) of a text field, shared through its view;
         NOT_TEXT when the value is not a string."""
@@ -98,11 +108,11 @@ def _leaf(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pending:
         # imported here: compiler imports this module
         from .compiler import fold
         needles = src.const(frozenset(fold(item) for item in expected))
-        v = src.value(name, pending)
+        items = src.items(name, pending)
         if op == "contains_any":
-            return f"list_any({v}, {needles})"
+            return f"({items} is not None and not {needles}.isdisjoint({items}))"
         if op == "contains_all":
-            return f"list_all({v}, {needles})"
+            return f"({items} is not None and {needles} <= {items})"
 
     if ftype in (TEXT, STRING):
         from .compiler import fold

@@ -541,18 +541,16 @@ def _load_text(view: _TextField, value: Any, snap: Snapshot) -> tuple[Any, Any, 
     return view.load(value, snap) if isinstance(value, str) else _NOT_TEXT
 
 
-def _list_any(value: Any, needles: frozenset[str]) -> bool:
-    return isinstance(value, (list, tuple)) and not needles.isdisjoint(
-        {fold(item) for item in value if isinstance(item, str)})
-
-
-def _list_all(value: Any, needles: frozenset[str]) -> bool:
-    return isinstance(value, (list, tuple)) and needles <= {fold(item) for item in value if isinstance(item, str)}
+def _folded_items(value: Any) -> frozenset[str] | None:
+    """A list field's string items, folded; None when the value is not a list."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    return frozenset(fold(item) for item in value if isinstance(item, str))
 
 
 # What generated group functions call (codegen.generate); the same checks as the closures above.
 _CODEGEN_HELPERS = {"NUMBER_CLASSES": _NUMBER_CLASSES, "is_number": _is_number, "is_empty": _is_empty,
-                    "list_any": _list_any, "list_all": _list_all, "load_text": _load_text,
+                    "folded_items": _folded_items, "load_text": _load_text,
                     "NOT_TEXT": _NOT_TEXT}
 
 
