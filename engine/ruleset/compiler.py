@@ -684,6 +684,9 @@ class GroupOutcome:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"GroupOutcome is read-only (cannot set {name})")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"GroupOutcome is read-only (cannot delete {name})")
+
     def __repr__(self) -> str:
         return f"GroupOutcome({self.group!r}, {self.rule_ids!r}, {dict(self.actions)!r})"
 
