@@ -587,12 +587,18 @@ def verify(ruleset: Ruleset, baseline: Baseline, tickets: list[tuple[dict, ...]]
     branch the check therefore did not cover)."""
     compared = 0
     matched: set[str] = set()
+    stages: dict[int, tuple[str, ...]] = {}
+    for stage, group in plan:
+        stages[stage] = stages.get(stage, ()) + (group,)
     for number, snapshots in enumerate(tickets):
         expected = baseline.decide(snapshots)
         for stage, group in plan:
             result = ruleset.evaluate(group, snapshots[stage])
             got = (result.rule_ids, result.actions)
             outcome = ruleset.decide(group, snapshots[stage])  # the same, read-only and without trace
+            staged = ruleset.decider(stages[stage])(snapshots[stage])[stages[stage].index(group)]
+            if staged is not outcome:
+                raise AssertionError(f"decider and decide disagree on group {group}, ticket {number}: {staged} vs {outcome}")
             if (list(outcome.rule_ids), _listed(outcome.actions)) != got:
                 raise AssertionError(f"decide and evaluate disagree on group {group}, ticket {number}: "
                                      f"{outcome} vs {got}")
@@ -616,10 +622,15 @@ def verify_paths(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[
     """For a ruleset without a hand-written twin (the generated one): decide, evaluate and
     explain must agree on every decision; returns how many were compared."""
     compared = 0
+    stages: dict[int, tuple[str, ...]] = {}
+    for stage, group in plan:
+        stages[stage] = stages.get(stage, ()) + (group,)
     for number, snapshots in enumerate(tickets):
         for stage, group in plan:
             snapshot = snapshots[stage]
             outcome = ruleset.decide(group, snapshot)
+            if ruleset.decider(stages[stage])(snapshot)[stages[stage].index(group)] is not outcome:
+                raise AssertionError(f"decider and decide disagree on group {group}, ticket {number}")
             traced = ruleset.evaluate(group, snapshot)
             explained = ruleset.evaluate(group, snapshot, explain=True)
             views = {(tuple(traced.rule_ids), json.dumps(traced.actions, sort_keys=True)),

@@ -4,6 +4,9 @@ history files (Temporal's JSON format) or from the server.
 From a history alone: the workflow input gives the event; the completion result gives the final
 ticket (decisions, SLA events). An open ticket in a file has no result yet, so its decisions come
 from the rule-evaluation markers and it is compared without SLA clocks.
+
+`read_past` is how every history file is read, by `from_dir` and by the backtest index
+(engine.backtestindex), so both give a backtest the same tickets.
 """
 
 from __future__ import annotations
@@ -87,13 +90,28 @@ def _fast(data: dict) -> PastTicket | None:
     return PastTicket(tin.ticket_id, tin.event, st, last_time)
 
 
-def from_dir(directory: Path) -> Iterator[PastTicket]:
+def read_past(path: Path) -> PastTicket:
+    """One exported history file as a past ticket; ValueError (with the file name) if it is not one."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the history: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return _fast(data) or from_history(WorkflowHistory.from_json(path.stem, data))
+    except Exception as exc:  # not a ticket's history (another workflow type, a truncated file)
+        raise ValueError(f"{path}: not a ticket history: {type(exc).__name__}: {exc}") from None
+
+
+def history_paths(directory: Path) -> list[Path]:
     files = sorted(directory.glob("*.json"))
     if not files:
         raise FileNotFoundError(f"{directory}: no exported histories (*.json)")
-    for path in files:
-        data = json.loads(path.read_text("utf-8"))
-        yield _fast(data) or from_history(WorkflowHistory.from_json(path.stem, data))
+    return files
+
+
+def from_dir(directory: Path) -> Iterator[PastTicket]:
+    for path in history_paths(directory):
+        yield read_past(path)
 
 
 async def from_server(client: Client, query: str | None, limit: int) -> AsyncIterator[PastTicket]:

@@ -118,7 +118,8 @@ def test_backtest_reports_what_would_change(tmp_path):
 def test_backtest_and_diff_cli(tmp_path):
     cand = candidate(tmp_path)
     run = lambda *a: subprocess.run([sys.executable, "-m", "engine", *a], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)  # noqa: E731
-    res = run("rules", "backtest", "--rules", str(cand), "--dir", "tests/histories", "--json")
+    # --no-index: the index would be written into tests/histories (tests/test_backtest_index.py covers it)
+    res = run("rules", "backtest", "--rules", str(cand), "--dir", "tests/histories", "--no-index", "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["fields"]["priority"]["P3 → P2"] >= 1 and data["changed"] == len(data["per_ticket"])

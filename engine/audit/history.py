@@ -22,25 +22,34 @@ class HistoryError(Exception):
 
 
 def history_from_json(data: str | dict, workflow_id: str, where: str = "history") -> WorkflowHistory:
-    """Parse Temporal's JSON history format (a string or the already-parsed object)."""
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise HistoryError(f"{where}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
-        raise HistoryError(f"{where}: not a Temporal history (expected an object with an \"events\" list, "
-                           "as `temporal workflow show -o json` prints)")
-    if not data["events"]:
-        raise HistoryError(f"{where}: the history has no events")
+    """Parse Temporal's JSON history format (a string or the already-parsed object).
+
+    Text goes straight to the SDK's parser, as a user of the SDK alone would pass it: checking the
+    JSON beforehand would parse it twice, and handing the SDK a dict makes it deep-copy the whole
+    history first. Only a history the SDK refuses is looked at again, to say why in one line.
+    """
     try:
         history = WorkflowHistory.from_json(workflow_id, data)
-    except Exception as exc:  # protobuf's ParseError and friends: say what, not a traceback
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise HistoryError(f"{where}: not a Temporal history: {first}") from None
+    except Exception as exc:  # ValueError, protobuf's ParseError and friends: say what, not a traceback
+        raise _why_not(data, where, exc) from None
+    if not history.events:
+        raise HistoryError(f"{where}: the history has no events")
     if not history.events[0].HasField("workflow_execution_started_event_attributes"):
         raise HistoryError(f"{where}: the first event is not WorkflowExecutionStarted; export the whole history")
     return history
+
+
+def _why_not(data: str | dict, where: str, exc: Exception) -> HistoryError:
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as bad:
+            return HistoryError(f"{where}:{bad.lineno}:{bad.colno}: not valid JSON: {bad.msg}")
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        return HistoryError(f"{where}: not a Temporal history (expected an object with an \"events\" list, "
+                            "as `temporal workflow show -o json` prints)")
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return HistoryError(f"{where}: not a Temporal history: {first}")
 
 
 def read_history(path: Path, workflow_id: str | None = None) -> WorkflowHistory:

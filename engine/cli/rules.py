@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 import yaml
+from rich.console import Console
 from rich.table import Table
 
 from engine.cli.common import CliError, print_json
@@ -408,26 +409,38 @@ def backtest_cmd(
     dir_: Annotated[Optional[Path], typer.Option("--dir", help="Exported histories (ticketflow export).")] = None,
     query: Annotated[Optional[str], typer.Option(help="Past tickets from the server by visibility query.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many tickets from the server.")] = 5000,
+    no_index: Annotated[bool, typer.Option("--no-index", help="With --dir: read every history, neither using nor writing DIR/.ticketflow-backtest.jsonl.")] = False,
     details: Annotated[bool, typer.Option("--details", help="One line per changed ticket.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """What a candidate ruleset would have decided for past tickets, and the breaches it would add or remove.
 
     Nothing live is touched: decisions are re-evaluated from each ticket's recorded inputs, SLA clocks
-    recomputed from its recorded events under the candidate's policy.
+    recomputed from its recorded events under the candidate's policy. With --dir, what each history
+    holds for a backtest is kept in DIR/.ticketflow-backtest.jsonl (refreshed for changed files), so
+    backtesting the next candidate over the same export does not read the histories again.
 
     Example: ticketflow rules backtest --rules ./rules-candidate --dir exported/ --details
     """
     import asyncio
 
+    from engine.backtestindex import INDEX_NAME, indexed
     from engine.pasttickets import from_dir, from_server
     from engine.ruleset.backtest import backtest
 
     candidate, name = _ruleset_from(rules)
+    past: list[Any]
     if dir_ is not None:
+        err = Console(stderr=True)
         try:
-            past = list(from_dir(dir_))
-        except FileNotFoundError as exc:
+            if no_index:
+                past = list(from_dir(dir_))
+            else:
+                past, stats = indexed(dir_, warn=lambda message: err.print(f"warning: {message}", markup=False, soft_wrap=True))
+                if not as_json and stats.extracted:
+                    err.print(f"backtest index {dir_ / INDEX_NAME}: {stats.extracted} histories read, "
+                              f"{stats.reused} from the index", markup=False, style="dim")
+        except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from None
     else:
         from engine.cli.common import client_for
@@ -443,7 +456,9 @@ def backtest_cmd(
             "candidate": report.candidate, "tickets": report.tickets, "changed": len(report.changed),
             "fields": {k: dict(v) for k, v in report.field_changes.items()},
             "breaches_added": dict(report.breaches_added), "breaches_removed": dict(report.breaches_removed),
-            "per_ticket": [t.__dict__ for t in report.changed],
+            "per_ticket": [{"ticket_id": t.ticket_id, "changes": t.changes, "rules": t.rules,
+                            "breaches_added": t.breaches_added, "breaches_removed": t.breaches_removed}
+                           for t in report.changed],
         })
         return
     console.print(f"candidate {name} ({report.candidate}) over {report.tickets} past tickets: {len(report.changed)} would change")

@@ -5,21 +5,37 @@ stages exactly as a live ticket would (engine.ruleset.stages); the candidate's d
 compared with the decisions the ticket really got. The ticket's recorded SLA events are replayed
 through the pure SLA clock under the candidate's policy, so breaches that would appear or
 disappear show up too. Nothing here talks to a live workflow.
+
+A past ticket is first reduced to a `Recorded`: only what the comparison reads (the raw snapshot
+of its opening event, the first recorded decision per compared field, its SLA events, targets and
+`until`, the breaches recorded under them). The backtest index (engine.backtestindex) stores
+exactly that, so an indexed backtest and one straight from histories run the same comparison code.
+
+Work whose result cannot differ is skipped, never approximated: the SLA clock is recomputed only
+for a ticket with SLA events whose candidate policy is not, as data, the policy it ran under (else
+the answer is the one the index computed, by the same pure function from the same events); and on a
+stored snapshot only the compared groups are evaluated, plus any group whose actions feed a later
+stage's snapshot (stage_plan), since a group reads nothing but that snapshot.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from engine.intake import raw_snapshot
-from engine.models import TicketEvent, TicketState
+from engine.models import SlaEvent, TicketEvent, TicketState
 from engine.ruleset.calendars import policies_with_calendars
-from engine.ruleset.compiler import Ruleset
-from engine.ruleset.stages import evaluate_staged
-from engine.sla import sla_state
+from engine.ruleset.compiler import GroupOutcome, GroupResult, Ruleset
+from engine.ruleset.fields import GROUP_ACTIONS
+from engine.ruleset.stages import STAGES, apply_to_snapshot, deciding_rule, evaluate_staged, stage_trigger
+from engine.sla import Calendar, calendar_of, sla_state
 
 # what is compared: (label, group, action)
 FIELDS = (
@@ -41,7 +57,50 @@ class PastTicket:
     until: datetime  # the instant its clocks are read at: close time, or now for an open ticket
 
 
-@dataclass
+@dataclass(slots=True)
+class Recorded:
+    """One past ticket reduced to what the comparison reads; built by `recorded_of`, or read back
+    from the backtest index (which is why everything here is plain JSON data)."""
+
+    ticket_id: str
+    raw: dict[str, Any]  # engine.intake.raw_snapshot of the opening event
+    decisions: Sequence[Sequence[Any]]  # (recorded value, rule id) per FIELDS entry, in its order
+    breaches: frozenset[str]  # recorded: the recorded events under the recorded targets
+    # What the candidate's clock gives when its policy is exactly the recorded targets (same key):
+    # the recorded events without their policy switches, under those targets. Computed when
+    # indexing, so an unchanged policy costs no SLA recompute. None: recompute.
+    same_policy_breaches: frozenset[str] | None = None
+    targets_key: str = ""  # policy_key(recorded targets), with same_policy_breaches
+    # No SLA event recorded (an open ticket read from a file is compared without clocks): no clock
+    # ever starts, so no policy can breach.
+    no_clock: bool = False
+    snapshot: dict[str, Any] | None = None  # build_snapshot(raw), when the index stored it
+    # The clock's inputs, for a recompute: given, or loaded on first use (the index decodes them
+    # only for a backtest whose policy differs from the recorded one).
+    sla_events: list[SlaEvent] = field(default_factory=list)
+    sla_targets: dict[str, Any] = field(default_factory=dict)
+    until: datetime | None = None
+    load_clock: Callable[[], tuple[list[SlaEvent], dict[str, Any], datetime]] | None = field(default=None, repr=False)
+
+    def clock_inputs(self) -> tuple[list[SlaEvent], dict[str, Any], datetime]:
+        if self.load_clock is not None:
+            self.sla_events, self.sla_targets, self.until = self.load_clock()
+            self.load_clock = None
+        assert self.until is not None
+        return self.sla_events, self.sla_targets, self.until
+
+
+def policy_key(policy: dict[str, Any] | None) -> str:
+    """A fingerprint of a policy as data (targets, pause_on, calendar ...). Two policies with the
+    same key give the same clocks for the same events; a mere re-spelling (1 vs 1.0) gives another
+    key, which only costs a recompute."""
+    if not policy:
+        return ""
+    text = json.dumps(policy, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(slots=True)
 class TicketChange:
     ticket_id: str
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # label -> (recorded, candidate)
@@ -76,43 +135,142 @@ def _recorded(state: TicketState, group: str, action: str) -> tuple[Any, str]:
     return None, ""
 
 
-def _breached(events: Any, policy: dict[str, Any] | None, until: datetime) -> set[str]:
+def _breached(events: Any, policy: dict[str, Any] | None, until: datetime, calendar: Calendar | None = None) -> set[str]:
+    """`calendar`: the policy's own, already built (valid only for events without policy switches)."""
     if not policy:
         return set()
-    return {c.metric for c in sla_state(events, policy, until) if c.state == "breached"}
-
-
-def backtest(candidate: Ruleset, tickets: Iterable[PastTicket]) -> BacktestReport:
-    policies = policies_with_calendars(candidate)
-    report = BacktestReport(candidate=candidate.version, tickets=0, per_ticket=[],
-                            field_changes={label: Counter() for label, _, _ in FIELDS})
-    for past in tickets:
-        report.tickets += 1
-        staged = {d.group: d for d in evaluate_staged(candidate, raw_snapshot(past.event))}
-        change = TicketChange(past.ticket_id)
-        for label, group, action in FIELDS:
-            old, old_rule = _recorded(past.state, group, action)
-            new_decision = staged.get(group)
-            new = new_decision.result.actions.get(action) if new_decision else None
-            if group == "survey":  # "no survey" and "survey of kind X" are what ops care about
-                old = old if _recorded(past.state, "survey", "survey")[0] is not False else "none"
-                new = new if not new_decision or new_decision.result.actions.get("survey") is not False else "none"
-            if old != new and not (group == "survey" and old is None):
-                change.changes[label] = (old, new)
-                change.rules[label] = (old_rule, new_decision.rule_id if new_decision else "")
-                report.field_changes[label][f"{old} → {new}"] += 1
-        # SLA: the recorded events, read under the recorded and the candidate policy
-        new_policy_name = staged["sla_policy"].result.actions.get("policy") if "sla_policy" in staged else None
-        before = _breached(past.state.sla_events, past.state.sla_targets or None, past.until)
-        after = _breached(_without_policy_events(past.state.sla_events), policies.get(new_policy_name or ""), past.until)
-        change.breaches_added = sorted(after - before)
-        change.breaches_removed = sorted(before - after)
-        report.breaches_added.update(change.breaches_added)
-        report.breaches_removed.update(change.breaches_removed)
-        report.per_ticket.append(change)
-    return report
+    return {c.metric for c in sla_state(events, policy, until, calendar) if c.state == "breached"}
 
 
 def _without_policy_events(events: Any) -> list[Any]:
     # Recorded policy switches carry the recorded targets; under the candidate, its own policy rules.
     return [e for e in events if e.kind != "policy"]
+
+
+def recorded_of(past: PastTicket, same_policy: bool = False) -> Recorded:
+    """Reduce a past ticket to what the comparison reads. `same_policy` also computes the
+    breaches under an unchanged policy (worth it only when stored for later backtests)."""
+    decisions = []
+    for _label, group, action in FIELDS:
+        old, rule = _recorded(past.state, group, action)
+        if group == "survey":  # "no survey" and "survey of kind X" are what ops care about
+            old = old if _recorded(past.state, "survey", "survey")[0] is not False else "none"
+        decisions.append((old, rule))
+    events, targets = past.state.sla_events, past.state.sla_targets or {}
+    rec = Recorded(past.ticket_id, raw_snapshot(past.event), tuple(decisions),
+                   frozenset(_breached(events, targets or None, past.until)), no_clock=not events,
+                   sla_events=events, sla_targets=targets, until=past.until)
+    if same_policy:
+        rec.same_policy_breaches = frozenset(_breached(_without_policy_events(events), targets, past.until))
+        rec.targets_key = policy_key(targets)
+    return rec
+
+
+def _sets_snapshot(group: str) -> bool:
+    """Whether an action this group may take is written into the snapshot later stages read.
+    Asked of stages.apply_to_snapshot itself rather than copied from it, so a change there counts."""
+    for action in GROUP_ACTIONS.get(group) or {"?": None}:
+        probe: dict[str, Any] = {}
+        apply_to_snapshot(probe, GroupResult(group, [], {action: ["probe"]}, []))
+        if probe:
+            return True
+    return False
+
+
+StagePlan = tuple[tuple[str, tuple[str, ...]], ...]  # (trigger field or "", groups evaluated)
+
+
+def stage_plan(ruleset: Ruleset, only: Iterable[str] | None = None) -> StagePlan:
+    """evaluate_staged's stages for this ruleset, each with its trigger field. With `only`: just
+    the groups whose results are read, plus those that feed a later snapshot; the others cannot
+    change what the read ones decide (a group reads the snapshot, nothing else)."""
+    wanted = None if only is None else set(only)
+    plan = []
+    for _stage, groups in STAGES:
+        present = tuple(g for g in groups if ruleset.has_group(g)
+                        and (wanted is None or g in wanted or _sets_snapshot(g)))
+        if present:
+            plan.append((stage_trigger(groups[0]), present))
+    return tuple(plan)
+
+
+def staged_from_snapshot(ruleset: Ruleset, snapshot: dict[str, Any], plan: StagePlan | None = None) -> dict[str, GroupOutcome]:
+    """evaluate_staged's logic (same stages, triggers and snapshot updates) on a snapshot built
+    beforehand, so an indexed backtest does not score sentiment again. Decisions come without a
+    trace (`Ruleset.decider`, one generated function per stage): a backtest compares actions and
+    names the deciding rule, and never shows the trace. `snapshot` is changed in place (later
+    stages see earlier results), as evaluate_staged does with its own."""
+    out: dict[str, GroupOutcome] = {}
+    for trigger, groups in plan if plan is not None else stage_plan(ruleset):
+        if trigger and snapshot.get(trigger) in (None, ""):
+            continue
+        outcomes = ruleset.decider(groups)(snapshot)
+        for outcome in outcomes:
+            out[outcome.group] = outcome
+        for outcome in outcomes:
+            apply_to_snapshot(snapshot, outcome)
+    return out
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """For loops over thousands of tickets: they allocate many small objects and no reference
+    cycles, yet each allocation burst makes the cyclic collector rescan everything alive (about
+    half of an indexed backtest's time, measured). Anything collectable is collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> BacktestReport:
+    with gc_paused():
+        return _backtest(candidate, tickets)
+
+
+def _backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> BacktestReport:
+    policies = policies_with_calendars(candidate)
+    keys = {name: policy_key(p) for name, p in policies.items()}
+    calendars = {name: calendar_of(p) for name, p in policies.items()}  # parsed once, not per ticket
+    plan = stage_plan(candidate, only={group for _, group, _ in FIELDS})
+    report = BacktestReport(candidate=candidate.version, tickets=0, per_ticket=[],
+                            field_changes={label: Counter() for label, _, _ in FIELDS})
+    for item in tickets:
+        rec = item if isinstance(item, Recorded) else recorded_of(item)
+        report.tickets += 1
+        if rec.snapshot is None:
+            staged = {d.group: d.result for d in evaluate_staged(candidate, rec.raw)}
+        else:
+            staged = staged_from_snapshot(candidate, dict(rec.snapshot), plan)  # a copy: stages write to it
+        change = TicketChange(rec.ticket_id)
+        for (label, group, action), (old, old_rule) in zip(FIELDS, rec.decisions):
+            result = staged.get(group)
+            new = result.actions.get(action) if result is not None else None
+            if group == "survey":
+                new = new if result is None or result.actions.get("survey") is not False else "none"
+            if old != new and not (group == "survey" and old is None):
+                change.changes[label] = (old, new)
+                new_rule = deciding_rule(candidate, group, result.rule_ids) if result is not None else ""
+                change.rules[label] = (old_rule, new_rule)
+                report.field_changes[label][f"{old} → {new}"] += 1
+        # SLA: the recorded events, read under the recorded and the candidate policy
+        name = staged["sla_policy"].actions.get("policy") if "sla_policy" in staged else None
+        policy = policies.get(name or "")
+        before = rec.breaches
+        if not policy or rec.no_clock:
+            after: frozenset[str] | set[str] = frozenset()
+        elif rec.same_policy_breaches is not None and keys[name] == rec.targets_key:
+            after = rec.same_policy_breaches  # same events, same policy, same pure function
+        else:
+            events, _, until = rec.clock_inputs()
+            after = _breached(_without_policy_events(events), policy, until, calendars[name])
+        if after != before:
+            change.breaches_added = sorted(after - before)
+            change.breaches_removed = sorted(before - after)
+            report.breaches_added.update(change.breaches_added)
+            report.breaches_removed.update(change.breaches_removed)
+        report.per_ticket.append(change)
+    return report

@@ -236,8 +236,8 @@ def generate_stage(groups: Sequence[tuple[str, str, Sequence[Mapping[str, Any] |
     """One function deciding several groups on one snapshot, as a stage of the workflow does:
     it returns their outcomes as a tuple, in order. Each entry of `groups` is (name, match,
     conditions, outcomes, combination): for `first` groups the outcome of each rule followed by
-    the outcome of no match; for `all` groups `combination(mask)` gives the outcome and
-    `outcomes` is a dict of the outcomes of masks already seen."""
+    the outcome of no match; for `all` groups `combination(mask)` gives (indices, actions,
+    outcome) and `outcomes` is the dict of what it gave for the masks already seen."""
     src = _Source(helpers)
     src.emit("def decide(snap):", 0)
     src.emit("get = snap.get")
@@ -255,8 +255,8 @@ def generate_stage(groups: Sequence[tuple[str, str, Sequence[Mapping[str, Any] |
         else:
             _rules(src, match, conditions, views, new_view, lambda index: "", "", 1)
             seen, combine = src.const(outcomes), src.const(combination)
-            src.emit(f"{result} = {seen}.get(matched)")
-            src.emit(f"if {result} is None: {result} = {combine}(matched)[2]")
+            src.emit(f"{result} = {seen}.get(matched)")  # (indices, actions, outcome), see compiler._Plan
+            src.emit(f"{result} = ({result} if {result} is not None else {combine}(matched))[2]")
         # variables of one group are not reused by the next: a variable may not have been set
         src.loaded.clear()
         src.derived.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .compiler import GroupResult, Ruleset
+from .compiler import GroupOutcome, GroupResult, Ruleset
 from .fields import build_snapshot
 
 # (stage, groups evaluated together on one snapshot)
@@ -48,7 +48,7 @@ def deciding_rule(ruleset: Ruleset, group: str, matched: list[str]) -> str:
     return scalar[-1] if scalar else matched[0]
 
 
-def apply_to_snapshot(snapshot: dict[str, Any], result: GroupResult) -> None:
+def apply_to_snapshot(snapshot: dict[str, Any], result: GroupResult | GroupOutcome) -> None:
     for action, value in result.actions.items():
         if action == "tags":
             snapshot["tags"] = list(dict.fromkeys([*snapshot.get("tags", []), *value]))
