@@ -13,9 +13,10 @@ exactly that, so an indexed backtest and one straight from histories run the sam
 
 Work whose result cannot differ is skipped, never approximated: the SLA clock is recomputed only
 for a ticket with SLA events whose candidate policy is not, as data, the policy it ran under (else
-the answer is the one the index computed, by the same pure function from the same events); and on a
-stored snapshot only the compared groups are evaluated, plus any group whose actions feed a later
-stage's snapshot (stage_plan), since a group reads nothing but that snapshot.
+the answer is the one the index computed, by the same pure function from the same events); only
+the compared groups are evaluated, plus any group whose actions feed a later stage's snapshot
+(stage_plan), since a group reads nothing but that snapshot; and decisions come without a trace
+(Ruleset.decider), which a backtest never shows.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from engine.intake import raw_snapshot
 from engine.models import SlaEvent, TicketEvent, TicketState
 from engine.ruleset.calendars import policies_with_calendars
 from engine.ruleset.compiler import GroupOutcome, GroupResult, Ruleset
-from engine.ruleset.fields import GROUP_ACTIONS
-from engine.ruleset.stages import STAGES, apply_to_snapshot, deciding_rule, evaluate_staged, stage_trigger
+from engine.ruleset.fields import GROUP_ACTIONS, build_snapshot
+from engine.ruleset.stages import STAGES, apply_to_snapshot, deciding_rule, stage_trigger
 from engine.sla import Calendar, calendar_of, sla_state
 
 # what is compared: (label, group, action)
@@ -241,10 +242,9 @@ def _backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> B
     for item in tickets:
         rec = item if isinstance(item, Recorded) else recorded_of(item)
         report.tickets += 1
-        if rec.snapshot is None:
-            staged = {d.group: d.result for d in evaluate_staged(candidate, rec.raw)}
-        else:
-            staged = staged_from_snapshot(candidate, dict(rec.snapshot), plan)  # a copy: stages write to it
+        # the stored snapshot is copied: stages write to it
+        snapshot = build_snapshot(rec.raw) if rec.snapshot is None else dict(rec.snapshot)
+        staged = staged_from_snapshot(candidate, snapshot, plan)
         change = TicketChange(rec.ticket_id)
         for (label, group, action), (old, old_rule) in zip(FIELDS, rec.decisions):
             result = staged.get(group)
