@@ -698,3 +698,12 @@ def test_keyword_copies_in_priority_match_classification(shipped: Ruleset) -> No
     p2 = keywords("priority", "p2-complaint-or-angry")
     assert p2 <= complaint
     assert complaint - p2 <= keywords("priority", "p1-legal-risk")
+
+
+def test_a_duration_written_as_a_whole_float_is_seconds_like_an_integer() -> None:
+    # JSON Schema counts 3600.0 as an integer; it used to reach the duration parser and crash it
+    text = "groups: [{name: auto_close, match: first, rules: [{id: a, then: {auto_close_after: %s}}]}]"
+    as_float = load_ruleset_texts({"a.yaml": text % "3600.0"})
+    as_int = load_ruleset_texts({"a.yaml": text % "3600"})
+    assert as_float.decide("auto_close", {}).actions["auto_close_after"] == 3600
+    assert as_float.version == as_int.version

@@ -703,8 +703,9 @@ def _check_condition(source: _Source, cond: Any, path: DataPath, issues: list[Ru
 
 
 def _parse_duration(value: Any) -> int:
-    if isinstance(value, int):
-        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # JSON Schema counts 3600.0 as an integer, so the schema let it through: whole seconds
+        return int(value)
     return sum(int(amount) * _DURATION_UNITS[unit] for amount, unit in re.findall(r"([0-9]+)([dhms])", value))
 
 
