@@ -949,3 +949,17 @@ def test_valid_shipped_rules_load_without_the_slow_walk(monkeypatch: pytest.Monk
     monkeypatch.setattr(loader, "_schema_validator", refuse)
     rs = loader.load_ruleset(ROOT / "rules")
     assert rs.has_group("priority") and set(GROUP_ACTIONS) >= set(rs.groups)
+
+
+def test_contains_all_matches_when_the_text_holds_exactly_its_keywords() -> None:
+    # The keywords found in a text can be exactly the rule's list (no other keyword of the
+    # ruleset in it): that is a match, for the generated code as for explain.
+    doc = {"groups": [{"name": "priority", "match": "first", "rules": [
+        {"id": "both", "when": {"field": "text", "contains_all": ["退款", "refund"]}, "then": {"priority": "P1"}},
+        {"id": "rest", "then": {"priority": "P4"}}]}]}
+    rs = load_ruleset_texts({"t.yaml": yaml.safe_dump(doc, allow_unicode=True)})
+    for text, want in (("我要退款 refund now", ("both",)), ("我要退款", ("rest",)), ("Refund 退款", ("both",))):
+        snapshot = build_snapshot({"body": text})
+        assert rs.decide("priority", snapshot).rule_ids == want, text
+        assert tuple(rs.evaluate("priority", snapshot, explain=True).rule_ids) == want, text
+        assert rs.decider(("priority",))(snapshot)[0].rule_ids == want, text
