@@ -37,11 +37,11 @@ class _Source:
         self.lines: list[str] = []
         self.loaded: dict[str, str] = {}  # field name -> variable holding its raw value
         self.derived: dict[tuple[str, str], str] = {}  # (field, "num" | "text") -> variable
-        self._consts: dict[int, str] = {}
+        self._consts = 0
 
     def const(self, value: Any) -> str:
-        name = f"c{len(self._consts)}"
-        self._consts[len(self._consts)] = name
+        name = f"c{self._consts}"
+        self._consts += 1
         self.namespace[name] = value
         return name
 
@@ -56,39 +56,36 @@ class _Source:
             pending.append(f"{var} = get({name!r})")
         return self.loaded[name]
 
-    def number(self, name: str, pending: list[str]) -> str:
-        key = (name, "num")
+    def _derive(self, name: str, kind: str, prefix: str, pending: list[str],
+                lines: Callable[[str, str], list[str]]) -> str:
+        """The variable holding a form of the field computed once per group (`lines(var, raw)`
+        computes it); the lines are queued in `pending` the first time."""
+        key = (name, kind)
         if key not in self.derived:
             raw = self.value(name, pending)
-            var = f"n{len(self.derived)}"
+            var = f"{prefix}{len(self.derived)}"
             self.derived[key] = var
-            # _NUMBER_CLASSES answers for the usual classes; anything else asks _is_number
-            pending.append(f"{var} = NUMBER_CLASSES.get({raw}.__class__)")
-            pending.append(f"if {var} is None: {var} = is_number({raw})")
+            pending.extend(lines(var, raw))
         return self.derived[key]
 
+    def number(self, name: str, pending: list[str]) -> str:
+        """Whether the field holds a number (not a bool): NUMBER_CLASSES answers for the usual
+        classes, anything else asks is_number."""
+        return self._derive(name, "num", "n", pending, lambda var, raw: [
+            f"{var} = NUMBER_CLASSES.get({raw}.__class__)", f"if {var} is None: {var} = is_number({raw})"])
+
     def items(self, name: str, pending: list[str]) -> str:
-        """The folded string items of a list field, once per group; None when it is no list."""
-        key = (name, "items")
-        if key not in self.derived:
-            raw = self.value(name, pending)
-            var = f"l{len(self.derived)}"
-            self.derived[key] = var
-            pending.append(f"{var} = folded_items({raw})")
-        return self.derived[key]
+        """The folded string items of a list field; None when it is no list."""
+        return self._derive(name, "items", "l", pending, lambda var, raw: [f"{var} = folded_items({raw})"])
 
     def text(self, name: str, view: Any, pending: list[str]) -> str:
         """(value, folded, keywords, list bits) of a text field, shared through its view;
         NOT_TEXT when the value is not a string."""
-        key = (name, "text")
-        if key not in self.derived:
-            raw = self.value(name, pending)
-            var = f"t{len(self.derived)}"
-            self.derived[key] = var
+        def lines(var: str, raw: str) -> list[str]:
             v = self.const(view)
-            pending.append(f"{var} = {v}.last")
-            pending.append(f"if {raw} is not {var}[0] and {raw} != {var}[0]: {var} = load_text({v}, {raw}, snap)")
-        return self.derived[key]
+            return [f"{var} = {v}.last",
+                    f"if {raw} is not {var}[0] and {raw} != {var}[0]: {var} = load_text({v}, {raw}, snap)"]
+        return self._derive(name, "text", "t", pending, lines)
 
 
 def _leaf(src: _Source, cond: Mapping[str, Any], views: dict[str, Any], pending: list[str],
