@@ -24,7 +24,6 @@ Public API:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.models import RenderedMessage
+from engine.ruleset.errors import suggest as _suggest
 from engine.ruleset.fields import CHANNELS
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -155,15 +155,6 @@ def variables_of(kind: str) -> tuple[str, ...]:
 def needs_own_english(kind: str) -> bool:
     """faq.* and reply.* have no built-in text: their templates need an `en` variant to fall back to."""
     return kind.partition(".")[0] in _FAMILIES
-
-
-def _suggest(word: str, candidates: Any) -> str | None:
-    candidates = list(candidates)
-    for candidate in candidates:
-        if candidate.casefold() == word.casefold():
-            return f"did you mean '{candidate}'?"
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 def kind_problem(kind: str) -> tuple[str, str | None] | None:

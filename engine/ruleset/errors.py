@@ -8,7 +8,10 @@ raising, so one run of `ticketflow rules validate` shows everything that needs f
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,15 @@ class RulesetError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(issue) for issue in self.issues)
+
+
+def suggest(word: Any, candidates: Iterable[str]) -> str | None:
+    """"did you mean 'x'?" for a misspelt name: a case-insensitive equal first, else the closest."""
+    if not isinstance(word, str):
+        return None
+    candidates = list(candidates)
+    for candidate in candidates:
+        if candidate.casefold() == word.casefold():
+            return f"did you mean '{candidate}'?"
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

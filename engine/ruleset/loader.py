@@ -23,12 +23,11 @@ fixing one error per run is miserable.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -44,7 +43,7 @@ from . import schemacheck
 from .calendars import CalendarProblem, from_normalised, normalise_calendar
 from .calendars import CALENDAR_SCHEMA
 from .compiler import Ruleset, canonical_json
-from .errors import RuleIssue, RulesetError
+from .errors import RuleIssue, RulesetError, suggest as _suggest
 from .fields import (A_BOOL, A_DURATION, A_ENUM, A_LIST, A_SLA_POLICY, A_STRING, BOOL, ENUM, FIELDS,
                      GROUP_ACTIONS, INT, NUMBER, OPERATORS, OPERATORS_BY_TYPE, STATUSES, STRING, TEXT)
 
@@ -416,17 +415,6 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
 
 # ---------------------------------------------------------------------------------------------
 # Messages
-
-
-def _suggest(word: Any, candidates: Iterable[str]) -> str | None:
-    if not isinstance(word, str):
-        return None
-    candidates = list(candidates)
-    for candidate in candidates:
-        if candidate.casefold() == word.casefold():
-            return f"did you mean '{candidate}'?"
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 def _shown(value: Any) -> str:
