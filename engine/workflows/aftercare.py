@@ -10,18 +10,27 @@ history; every message has a step key so it goes out once per resolution.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from engine.models import FollowupTaskInput, Survey
+    from engine.models import FollowupTaskInput, Survey, TicketState
     from engine.texts import human_duration
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Only when the rules have no survey / auto_close group: realistic, not demo-short.
 DEFAULT_SURVEY = {"survey": True, "delay": 3600, "expires_after": 3 * 86400, "kind": "csat"}
+
+
+def survey_schedule(st: TicketState, plan: Mapping[str, Any]) -> tuple[str, int, int]:
+    """A survey's kind, delay and expiry in seconds: the ticket's timing overrides (demos, tests)
+    win over the survey rule's plan, which falls back to DEFAULT_SURVEY."""
+    delay = st.timing.survey_delay_seconds or plan.get("delay", DEFAULT_SURVEY["delay"])
+    expiry = st.timing.survey_expiry_seconds or plan.get("expires_after", DEFAULT_SURVEY["expires_after"])
+    return plan.get("kind", "csat"), delay, expiry
 DEFAULT_REOPEN_WINDOW = 7 * 86400
 DEFAULT_FOLLOWUP_DUE = 86400
 SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
@@ -69,9 +78,7 @@ class AftercareMixin:
             why = f"rule {decision.rule_id}" if decision else "no survey group"
             self._message("system", "survey", f"no survey for this resolution ({why})")
             return True
-        kind = plan.get("kind", "csat")
-        delay = st.timing.survey_delay_seconds or plan.get("delay", DEFAULT_SURVEY["delay"])
-        expiry = st.timing.survey_expiry_seconds or plan.get("expires_after", DEFAULT_SURVEY["expires_after"])
+        kind, delay, expiry = survey_schedule(st, plan)
         try:
             await workflow.wait_condition(lambda: self._reopened, timeout=timedelta(seconds=delay))
             self._message("system", "survey", "survey cancelled: the ticket was reopened before it was sent")

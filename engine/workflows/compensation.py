@@ -24,6 +24,12 @@ class CompensationMixin:
     def _pending_compensation(self) -> Compensation | None:
         return next((c for c in self._state.compensations if c.status == "pending_approval"), None)
 
+    def _refuse_while_compensation_pending(self) -> None:
+        """Update validators: nothing else may be offered, and the ticket not resolved, meanwhile."""
+        pending = self._pending_compensation()
+        if pending is not None:
+            raise ValueError(f"compensation #{pending.seq} ({pending.kind} {pending.amount:g}) still waits for approval")
+
     @workflow.update
     async def offer_compensation(self, cmd: CompensationCommand) -> CommandResult:
         st = self._state
@@ -64,9 +70,7 @@ class CompensationMixin:
             raise ValueError(f"unknown agent tier {cmd.agent_tier!r}; one of {', '.join(AGENT_TIERS)}")
         if not cmd.reason.strip():
             raise ValueError("a compensation needs a reason (--reason)")
-        pending = self._pending_compensation()
-        if pending is not None:
-            raise ValueError(f"compensation #{pending.seq} ({pending.kind} {pending.amount:g}) still waits for approval")
+        self._refuse_while_compensation_pending()
 
     @workflow.update
     async def decide_compensation(self, cmd: CompensationDecision) -> CommandResult:

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.searchattrs import ticket_search_attributes
     from engine.texts import human_duration, render
-    from engine.workflows.aftercare import DEFAULT_SURVEY, SCORE_RANGE, AftercareMixin
+    from engine.workflows.aftercare import DEFAULT_SURVEY, SCORE_RANGE, AftercareMixin, survey_schedule
     from engine.workflows.compensation import CompensationMixin
     from engine.workflows.escalation import EscalationMixin
     from engine.workflows.respond import RespondMixin, asks_for_human
@@ -255,9 +255,7 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
         plan = next((d.actions for d in decision.decisions if d.group == "survey"), DEFAULT_SURVEY)
         if not plan.get("survey", True):
             return True
-        kind = plan.get("kind", "csat")
-        delay = st.timing.survey_delay_seconds or plan.get("delay", DEFAULT_SURVEY["delay"])
-        expiry = st.timing.survey_expiry_seconds or plan.get("expires_after", DEFAULT_SURVEY["expires_after"])
+        kind, delay, expiry = survey_schedule(st, plan)
         try:
             await workflow.wait_condition(lambda: self._reopened, timeout=timedelta(seconds=delay))
             return False  # reopened during the delay: no survey for this resolution
@@ -353,9 +351,7 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
                                  "write the customer a reply of your own first")
             if rules.get("needs_root_cause") and not cmd.root_cause.strip():
                 raise ValueError(f"{what} {st.ticket_id} needs a root cause to be resolved (--root-cause)")
-            pending = self._pending_compensation()
-            if pending is not None:
-                raise ValueError(f"compensation #{pending.seq} ({pending.kind} {pending.amount:g}) still waits for approval")
+            self._refuse_while_compensation_pending()
 
     @workflow.update
     async def reopen(self, cmd: ReopenCommand) -> CommandResult:
