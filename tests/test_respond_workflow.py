@@ -81,9 +81,10 @@ async def open_ticket(env, settings, **over) -> tuple[str, TicketState]:
     return ticket_id, await wait_status(env.client, ticket_id, "open")
 
 
-async def resolve_and_survey(env, ticket_id: str, st: TicketState, **resolve) -> TicketState:
-    if not any(m.role == "agent" for m in st.messages):
-        await tickets.reply(env.client, ticket_id, AgentReply(agent=st.assignee, body="We fixed it."))
+async def resolve_and_survey(env, ticket_id: str, st: TicketState, reply: str | None = None, **resolve) -> TicketState:
+    """The assignee replies (`reply`, or a default when nobody has yet), resolves, and the survey goes out."""
+    if reply is not None or not any(m.role == "agent" for m in st.messages):
+        await tickets.reply(env.client, ticket_id, AgentReply(agent=st.assignee, body=reply or "We fixed it."))
     await tickets.resolve(env.client, ticket_id, ResolveCommand(agent=st.assignee, **resolve))
     await env.sleep(timedelta(hours=1, minutes=5))
     return await wait_status(env.client, ticket_id, "surveying")
@@ -293,10 +294,7 @@ async def test_message_within_the_reopen_window_reopens_after_it_opens_a_linked_
     assert st.reopen_count == 1 and st.assignee and st.reopen_until is None
     assert "reopened" in kinds(settings, ticket_id)
 
-    await tickets.reply(env.client, ticket_id, AgentReply(agent=st.assignee, body="Replaced the kettle."))
-    await tickets.resolve(env.client, ticket_id, ResolveCommand(agent=st.assignee))
-    await env.sleep(timedelta(hours=1, minutes=5))
-    await wait_status(env.client, ticket_id, "surveying")
+    await resolve_and_survey(env, ticket_id, st, reply="Replaced the kettle.")
     await tickets.survey_answer(env.client, ticket_id, SurveyAnswer(score=4))
     await wait_status(env.client, ticket_id, "closed")
     await env.sleep(timedelta(days=7, minutes=5))  # the reopen window passes quietly
@@ -322,10 +320,7 @@ async def test_agent_can_reopen_within_the_window_but_not_after(worker_env):
     st = await wait_status(env.client, ticket_id, "open")
     assert st.reopen_count == 1 and "reopened" in kinds(settings, ticket_id)
 
-    await tickets.reply(env.client, ticket_id, AgentReply(agent=st.assignee, body="Replaced it."))
-    await tickets.resolve(env.client, ticket_id, ResolveCommand(agent=st.assignee))
-    await env.sleep(timedelta(hours=1, minutes=5))
-    await wait_status(env.client, ticket_id, "surveying")
+    await resolve_and_survey(env, ticket_id, st, reply="Replaced it.")
     await tickets.survey_answer(env.client, ticket_id, SurveyAnswer(score=5))
     await wait_status(env.client, ticket_id, "closed")
     await env.sleep(timedelta(days=7, minutes=5))
