@@ -792,10 +792,8 @@ def engine_loop(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[t
                 for snapshots in tickets:
                     decide(snapshots[stage])
         return run_stages
-    if mode == "decide_each":
-        call: Callable[[str, dict], Any] = ruleset.decide
-    elif mode == "trace":
-        call = ruleset.evaluate
+    if mode == "trace":
+        call: Callable[[str, dict], Any] = ruleset.evaluate
     else:
         call = lambda group, snapshot: ruleset.evaluate(group, snapshot, True)  # noqa: E731
 
