@@ -195,13 +195,17 @@ def stage_plan(ruleset: Ruleset, only: Iterable[str] | None = None) -> StagePlan
     return tuple(plan)
 
 
-def staged_from_snapshot(ruleset: Ruleset, snapshot: dict[str, Any], plan: StagePlan | None = None) -> dict[str, GroupOutcome]:
+def staged_from_snapshot(ruleset: Ruleset, snapshot: dict[str, Any], plan: StagePlan | None = None,
+                         updates: dict[GroupOutcome, _Updates] | None = None) -> dict[str, GroupOutcome]:
     """evaluate_staged's logic (same stages, triggers and snapshot updates) on a snapshot built
     beforehand, so an indexed backtest does not score sentiment again. Decisions come without a
     trace (`Ruleset.decider`, one generated function per stage): a backtest compares actions and
     names the deciding rule, and never shows the trace. `snapshot` is changed in place (later
-    stages see earlier results), as evaluate_staged does with its own."""
+    stages see earlier results), as evaluate_staged does with its own. `updates`: a cache of what
+    each outcome writes into the snapshot, for callers deciding many tickets with one ruleset."""
     out: dict[str, GroupOutcome] = {}
+    if updates is None:
+        updates = {}
     for trigger, groups in plan if plan is not None else stage_plan(ruleset):
         if trigger and snapshot.get(trigger) in (None, ""):
             continue
@@ -209,8 +213,28 @@ def staged_from_snapshot(ruleset: Ruleset, snapshot: dict[str, Any], plan: Stage
         for outcome in outcomes:
             out[outcome.group] = outcome
         for outcome in outcomes:
-            apply_to_snapshot(snapshot, outcome)
+            update = updates.get(outcome)
+            if update is None:
+                update = updates[outcome] = _updates_of(outcome)
+            fields, tags = update
+            if fields:
+                snapshot.update(fields)
+            if tags is not None:
+                snapshot["tags"] = list(dict.fromkeys([*snapshot.get("tags", ()), *tags]))
     return out
+
+
+# What an outcome writes into the snapshot: (fields set, tags added). Outcomes are shared and
+# read-only (GroupOutcome), so this is worked out once per outcome, not once per ticket.
+_Updates = tuple[dict[str, Any], tuple[Any, ...] | None]
+
+
+def _updates_of(outcome: GroupOutcome) -> _Updates:
+    # Asked of apply_to_snapshot itself (on an empty snapshot), so a change there counts here.
+    probe: dict[str, Any] = {}
+    apply_to_snapshot(probe, outcome)
+    tags = probe.pop("tags", None)
+    return probe, None if tags is None else tuple(tags)
 
 
 @contextmanager
@@ -227,6 +251,16 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _verdict(candidate: Ruleset, group: str, action: str, result: GroupOutcome | None) -> tuple[Any, str]:
+    """What the candidate decided for one compared field, and the rule an auditor should read."""
+    if result is None:
+        return None, ""
+    new = result.actions.get(action)
+    if group == "survey" and result.actions.get("survey") is False:
+        new = "none"
+    return new, deciding_rule(candidate, group, list(result.rule_ids))
+
+
 def backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> BacktestReport:
     with gc_paused():
         return _backtest(candidate, tickets)
@@ -239,21 +273,25 @@ def _backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> B
     plan = stage_plan(candidate, only={group for _, group, _ in FIELDS})
     report = BacktestReport(candidate=candidate.version, tickets=0, per_ticket=[],
                             field_changes={label: Counter() for label, _, _ in FIELDS})
+    # Outcomes are shared (GroupOutcome): what one writes into the snapshot, and the value and
+    # deciding rule it gives a compared field, are worked out once per outcome, not per ticket.
+    updates: dict[GroupOutcome, _Updates] = {}
+    verdicts: dict[tuple[GroupOutcome | None, str], tuple[Any, str]] = {}
     for item in tickets:
         rec = item if isinstance(item, Recorded) else recorded_of(item)
         report.tickets += 1
         # the stored snapshot is copied: stages write to it
         snapshot = build_snapshot(rec.raw) if rec.snapshot is None else dict(rec.snapshot)
-        staged = staged_from_snapshot(candidate, snapshot, plan)
+        staged = staged_from_snapshot(candidate, snapshot, plan, updates)
         change = TicketChange(rec.ticket_id)
         for (label, group, action), (old, old_rule) in zip(FIELDS, rec.decisions):
             result = staged.get(group)
-            new = result.actions.get(action) if result is not None else None
-            if group == "survey":
-                new = new if result is None or result.actions.get("survey") is not False else "none"
+            found = verdicts.get((result, action))
+            if found is None:
+                found = verdicts[(result, action)] = _verdict(candidate, group, action, result)
+            new, new_rule = found
             if old != new and not (group == "survey" and old is None):
                 change.changes[label] = (old, new)
-                new_rule = deciding_rule(candidate, group, result.rule_ids) if result is not None else ""
                 change.rules[label] = (old_rule, new_rule)
                 report.field_changes[label][f"{old} → {new}"] += 1
         # SLA: the recorded events, read under the recorded and the candidate policy

@@ -123,7 +123,7 @@ def from_normalised(spec: dict[str, Any]) -> dict[str, Any]:
 def policies_with_calendars(ruleset: Any) -> dict[str, dict[str, Any]]:
     """The ruleset's SLA policies with their calendar embedded as data (engine.calendar dict form),
     so a pure SLA clock (workflow, audit, backtest) needs nothing else."""
-    calendars = ruleset.to_dict().get("calendars", {})
+    calendars = ruleset.section("calendars") or {}
     out: dict[str, dict[str, Any]] = {}
     for name, policy in ruleset.sla_policies.items():
         policy = dict(policy)

@@ -783,6 +783,11 @@ class Ruleset:
         """The normalised ruleset as plain JSON-able data; `version` is the hash of exactly this."""
         return copy.deepcopy(self._data)
 
+    def section(self, name: str) -> Any:
+        """One top-level section of `to_dict()` (e.g. "calendars"), a copy; None if absent.
+        Cheaper than to_dict() when a caller needs one part of a large ruleset."""
+        return copy.deepcopy(self._data.get(name))
+
     @property
     def templates(self) -> Mapping[str, Mapping[str, Mapping[str, str]]]:
         """The ruleset's customer-message templates, `faq.<id>` answers included:
