@@ -20,7 +20,7 @@ that cannot be written (a read-only export) only means the next run does the sam
 
 The file, one JSON value per line:
 
-    {"index": "ticketflow-backtest", "format": 4, "version": V, "snapshot_version": S,
+    {"index": "ticketflow-backtest", "format": 5, "version": V, "snapshot_version": S,
      "crc": CRC-32 of everything after this line}
     {"policies": {KEY: policy, ...}}
     [ENTRY, ENTRY, ...]                  one per history, in file-name order
@@ -28,8 +28,10 @@ The file, one JSON value per line:
 
 ENTRY is [file, size, mtime_ns, ticket_id, raw, decisions ([value, rule] per compared field, in
 backtest.FIELDS order), breaches, same_policy_breaches, targets KEY, SNAPSHOT (what build_snapshot
-adds, or null), the SNAPSHOT keys holding tuples, number of SLA events]. In a tuple, {"=": k}
-stands for the string the snapshot holds under k (the text is not stored three times). CLOCK,
+adds, or null), the SNAPSHOT keys holding references, number of SLA events]. A string of SNAPSHOT
+that is raw strings joined by newlines is stored as {"\\n": [raw keys]} (the ticket's text, from its
+subject and body), and in a tuple, {"=": k} stands for the string the snapshot holds under k: the
+text is not stored again. CLOCK,
 decoded only by a backtest that must recompute that ticket's clock, is {"events": [[kind, at,
 status, policy KEY or null], ...], "until": ISO time}. A policy (hundreds of bytes with its
 calendar) is shared by many tickets, so it is stored once, under its policy_key. The entries are
@@ -56,7 +58,7 @@ from engine.ruleset.backtest import Recorded, gc_paused, policy_key, recorded_of
 from engine.ruleset.fields import build_snapshot
 
 INDEX_NAME = ".ticketflow-backtest.jsonl"
-FORMAT = 4
+FORMAT = 5
 _KIND = "ticketflow-backtest"
 _WIDTH = 12  # items in an ENTRY
 
@@ -134,34 +136,89 @@ def _histories(directory: Path) -> list[os.DirEntry[str]]:
 # Entries
 
 
+class _ClockLines:
+    """The CLOCK lines of an index read back, split on first use: a warm backtest whose candidate
+    keeps every recorded policy reads none of them, and splitting a thousand costs a millisecond."""
+
+    __slots__ = ("_data", "_lines")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._lines: list[bytes] | None = None
+
+    def line(self, i: int) -> bytes:
+        if self._lines is None:
+            self._lines = self._data.split(b"\n")
+        return self._lines[i]
+
+
+# A CLOCK: its JSON text, or where it lies in an index read back.
+Clock = bytes | tuple[_ClockLines, int]
+
+
+def _clock_text(clock: Clock) -> bytes:
+    return clock if isinstance(clock, bytes) else clock[0].line(clock[1])
+
+
 @dataclass(slots=True)
 class _Entry:
     """One history's part of the index, as written, and the Recorded it stands for."""
 
     head: list[Any]  # ENTRY
-    clock: bytes  # CLOCK, JSON
+    clock: Clock  # CLOCK
     rec: Recorded
 
 
 def _snapshot_part(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
-    """SNAPSHOT and its tuple keys for this raw input; (None, []) when the JSON round trip would not
-    give back the very same snapshot, and that ticket's snapshot is built at each backtest instead."""
+    """SNAPSHOT and its reference keys for this raw input; (None, []) when the JSON round trip would
+    not give back the very same snapshot, and that ticket's snapshot is built at each backtest
+    instead. Texts are the bulk of the index and of its parse, so a string that is raw strings
+    joined by newlines (the ticket's text: subject and body) is stored as {"\\n": [keys]}, and a
+    tuple item equal to a string of the snapshot as {"=": key}."""
     snapshot = build_snapshot(raw)
     extra = {k: v for k, v in snapshot.items() if k not in raw or raw[k] != v or type(raw[k]) is not type(v)}
     holder = {v: k for k, v in reversed(snapshot.items()) if isinstance(v, str)}  # string -> first key
-    tuples = [k for k, v in extra.items() if isinstance(v, tuple)]
-    for k in tuples:
-        extra[k] = [{"=": holder[x]} if isinstance(x, str) and x in holder else x for x in extra[k]]
-    revived = _revive(raw, json.loads(json.dumps(extra, ensure_ascii=False)), tuples)
+    refs = []
+    for k, v in extra.items():
+        keys = _joined_from(raw, v) if isinstance(v, str) else None
+        if keys:
+            extra[k] = {"\n": keys}
+            refs.append(k)
+    for k, v in extra.items():
+        if isinstance(v, tuple):
+            extra[k] = [{"=": holder[x]} if isinstance(x, str) and x in holder else x for x in v]
+            refs.append(k)
+    revived = _revive(raw, json.loads(json.dumps(extra, ensure_ascii=False)), refs)
     if revived != snapshot or any(type(revived[k]) is not type(v) for k, v in snapshot.items()):
         return None, []
-    return extra, tuples
+    return extra, refs
 
 
-def _revive(raw: dict[str, Any], extra: dict[str, Any], tuples: list[str]) -> dict[str, Any]:
+def _joined_from(raw: dict[str, Any], value: str) -> list[str] | None:
+    """Keys of raw strings that give `value` joined by newlines (one or two of them), or None."""
+    strings = [(k, v) for k, v in raw.items() if isinstance(v, str) and v]
+    for k, v in strings:
+        if v == value:
+            return [k]
+    for k, v in strings:
+        if value.startswith(v) and value[len(v):len(v) + 1] == "\n":
+            rest = value[len(v) + 1:]
+            for k2, v2 in strings:
+                if v2 == rest:
+                    return [k, k2]
+    return None
+
+
+def _revive(raw: dict[str, Any], extra: dict[str, Any], refs: list[str]) -> dict[str, Any]:
     snapshot = raw | extra
-    for k in tuples:
-        snapshot[k] = tuple([snapshot[x["="]] if x.__class__ is dict else x for x in snapshot[k]])
+    for k in refs:  # joined strings first: tuples may refer to them
+        v = snapshot[k]
+        if v.__class__ is dict:
+            snapshot[k] = "\n".join([raw[x] for x in v["\n"]])
+    for k in refs:
+        v = snapshot[k]
+        if v.__class__ is list:
+            snapshot[k] = tuple([snapshot[x["="]] if x.__class__ is dict else x for x in v])
     return snapshot
 
 
@@ -189,7 +246,7 @@ def _extract(path: Path, stat: os.stat_result, policies: dict[str, Any]) -> _Ent
 _NONE: frozenset[str] = frozenset()
 
 
-def _recorded(head: list[Any], clock: bytes, policies: dict[str, Any]) -> Recorded:
+def _recorded(head: list[Any], clock: Clock, policies: dict[str, Any]) -> Recorded:
     # Once per ticket on a warm backtest: positional, shared empties, the clock left as text.
     _, _, _, ticket_id, raw, decisions, breaches, same, targets_key, extra, tuples, events = head
     rec = Recorded(ticket_id, raw, decisions, frozenset(breaches) if breaches else _NONE,
@@ -197,7 +254,7 @@ def _recorded(head: list[Any], clock: bytes, policies: dict[str, Any]) -> Record
                    _revive(raw, extra, tuples) if extra is not None else None)
 
     def load_clock() -> tuple[list[SlaEvent], dict[str, Any], datetime]:
-        data = json.loads(clock)
+        data = json.loads(_clock_text(clock))
         events = [SlaEvent(kind, at, status, policies[key] if key else None) for kind, at, status, key in data["events"]]
         return events, policies[targets_key] if targets_key else {}, datetime.fromisoformat(data["until"])
 
@@ -215,7 +272,7 @@ class _Corrupt(Exception):
 
 @dataclass
 class _Contents:
-    entries: dict[str, tuple[list[Any], bytes]]  # file name -> (ENTRY, CLOCK)
+    entries: dict[str, tuple[list[Any], Clock]]  # file name -> (ENTRY, CLOCK)
     policies: dict[str, Any]
     snapshot_version: str = ""
 
@@ -241,18 +298,19 @@ def _read(index: Path, version: str) -> _Contents:
         return _Contents({}, {})
     if header.get("crc") != zlib.crc32(body):
         raise _Corrupt("checksum mismatch")
-    lines = body.split(b"\n")
     try:
+        policies_line, heads_line, clock_lines = body.split(b"\n", 2)
         # orjson: the index is read at every backtest and this parse is most of a warm run's reading
-        policies = orjson.loads(lines[0])["policies"]
-        heads = orjson.loads(lines[1])
-        if not isinstance(policies, dict) or not isinstance(heads, list) or len(lines) != len(heads) + 3:
+        policies = orjson.loads(policies_line)["policies"]
+        heads = orjson.loads(heads_line)
+        if not isinstance(policies, dict) or not isinstance(heads, list) or clock_lines.count(b"\n") != len(heads):
             raise ValueError("its sections do not match")
+        clocks = _ClockLines(clock_lines)
         entries = {}
-        for head, clock in zip(heads, lines[2:]):
+        for i, head in enumerate(heads):
             if not isinstance(head, list) or len(head) != _WIDTH or not isinstance(head[0], str):
                 raise ValueError(f"not an entry: {str(head)[:60]}")
-            entries[head[0]] = (head, clock)
+            entries[head[0]] = (head, (clocks, i))
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise _Corrupt(str(exc)) from None
     return _Contents(entries, policies, str(header.get("snapshot_version")))
@@ -261,12 +319,12 @@ def _read(index: Path, version: str) -> _Contents:
 def _write(index: Path, entries: list[_Entry], policies: dict[str, Any], versions: tuple[str, str]) -> None:
     used = {e.head[8] for e in entries}
     for e in entries:
-        used.update(ev[3] for ev in json.loads(e.clock)["events"] if ev[3])
+        used.update(ev[3] for ev in json.loads(_clock_text(e.clock))["events"] if ev[3])
     dump = lambda value: json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")  # noqa: E731
     body = b"\n".join([
         dump({"policies": {k: v for k, v in policies.items() if k in used}}),
         dump([e.head for e in entries]),
-        *(e.clock for e in entries),
+        *(_clock_text(e.clock) for e in entries),
         b"",
     ])
     header = dump({"index": _KIND, "format": FORMAT, "version": versions[0], "snapshot_version": versions[1],

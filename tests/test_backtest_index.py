@@ -180,9 +180,35 @@ def test_other_code_re_extracts_and_another_lexicon_only_rebuilds_snapshots(tmp_
     assert (stats.extracted, stats.reused, warnings) == (n, 0, [])
 
 
+@pytest.mark.parametrize("raw", [
+    {"subject": "Refund", "body": "Where is my refund?"},
+    {"subject": "退款三周还没到账", "body": "申请退款三周了，客服不回复！"},
+    {"subject": "", "body": "only a body"},
+    {"subject": "only a subject"},
+    {"subject": "same", "body": "same"},
+    {"subject": "two\nlines", "body": "and\nmore"},
+    {"body": "ＦＵＬＬ－ＷＩＤＴＨ ｒｅｆｕｎｄ"},
+    {},
+])
+def test_a_stored_snapshot_is_the_snapshot_without_storing_the_text_again(raw):
+    from engine.backtestindex import _revive, _snapshot_part
+
+    raw = {"channel": "email", **raw}
+    extra, refs = _snapshot_part(raw)
+    assert extra is not None
+    stored = json.loads(json.dumps(extra, ensure_ascii=False))  # as read back from the file
+    revived = _revive(raw, stored, refs)
+    assert revived == build_snapshot(raw)
+    assert [type(v) for v in revived.values()] == [type(v) for v in build_snapshot(raw).values()]
+    if raw.get("subject") or raw.get("body"):
+        text = build_snapshot(raw)["text"]
+        stored_strings = [x for v in stored.values() for x in (v if isinstance(v, list) else [v])]
+        assert text not in stored_strings  # a reference to the subject and body instead
+
+
 # ---- damaged indexes --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "empty", "wrong shape"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "empty", "wrong shape", "clock missing"])
 def test_a_damaged_index_is_rebuilt_with_one_warning(tmp_path, candidates, damage):
     export = _copy_histories(tmp_path)
     rules = candidates["shipped"]
@@ -198,6 +224,11 @@ def test_a_damaged_index_is_rebuilt_with_one_warning(tmp_path, candidates, damag
         index.write_bytes(data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:])
     elif damage == "empty":
         index.write_bytes(b"")
+    elif damage == "clock missing":  # checksummed, one CLOCK line short: the sections do not match
+        header, body = _header(index)
+        lines = body.split(b"\n")
+        body = b"\n".join(lines[:2] + lines[3:])
+        index.write_bytes(json.dumps({**header, "crc": zlib.crc32(body)}).encode() + b"\n" + body)
     else:  # checksummed, but an entry of the wrong shape: only a hand edit gets here
         header, body = _header(index)
         lines = body.split(b"\n")
