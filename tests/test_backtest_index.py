@@ -346,3 +346,24 @@ def test_backtest_cli_builds_and_uses_the_index(tmp_path):
     (export / "broken.json").write_text('{"events": [', "utf-8")
     broken = run()
     assert broken.returncode == 1 and "broken.json" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_pausing_the_collector_leaks_no_cycle_and_restores_it():
+    import gc
+    import weakref
+
+    from engine.ruleset.backtest import gc_paused
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        node = Node()
+        node.self = node  # a reference cycle: only the cyclic collector can free it
+        alive = weakref.ref(node)
+        del node
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.collect()
+    assert alive() is None

@@ -241,13 +241,19 @@ def _updates_of(outcome: GroupOutcome) -> _Updates:
 def gc_paused() -> Iterator[None]:
     """For loops over thousands of tickets: they allocate many small objects and no reference
     cycles, yet each allocation burst makes the cyclic collector rescan everything alive (about
-    half of an indexed backtest's time, measured). Anything collectable is collected afterwards."""
+    half of an indexed backtest's time, measured). On the way out, what was allocated meanwhile is
+    moved to the oldest generation (gc.freeze then gc.unfreeze: a list splice, no scan) instead
+    of being scanned by a young-generation collection at the next allocation (3-5 ms per
+    thousand tickets, measured): it is the result the caller keeps. Nothing is leaked: any
+    cycle among those objects is collected by the next full collection."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
