@@ -264,8 +264,9 @@ DataPath = tuple  # a path into the data: ("groups", 0, "rules", 3, "when", "all
 class _Source:
     name: str
     data: Any
-    values: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+    # the parser's marks (line and column from 0), turned into positions by `at`
+    values: dict[DataPath, yaml.Mark] = field(default_factory=dict)
+    keys: dict[DataPath, yaml.Mark] = field(default_factory=dict)
     bad: set[DataPath] = field(default_factory=set)  # paths the schema already complained about
     # literal block scalars (`|`): path -> (line, column) of their first content line, so a
     # problem on line N of a template points at line N of it in the file
@@ -273,10 +274,10 @@ class _Source:
 
     def at(self, path: DataPath, key: bool = False) -> tuple[int | None, int | None]:
         if key and path in self.keys:
-            return self.keys[path]
+            return _position(self.keys[path])
         while True:
             if path in self.values:
-                return self.values[path]
+                return _position(self.values[path])
             if not path:
                 return None, None
             path = path[:-1]
@@ -341,6 +342,15 @@ class _Source:
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+# Scalar tags the safe loader resolves plain values to; their constructors are called directly.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "null", "timestamp"))
+
+
+def _position(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
 class _TooBig(Exception):
     def __init__(self, message: str, mark: yaml.Mark):
         super().__init__(message)
@@ -354,41 +364,52 @@ def _parse(name: str, text: str) -> tuple[_Source | None, list[RuleIssue]]:
     loader = _YamlLoader(text)
     lines = text.splitlines()
     count = 0
-
-    def pos(node: yaml.Node) -> tuple[int, int]:
-        return node.start_mark.line + 1, node.start_mark.column + 1
+    # Positions are kept as the parser's marks and turned into numbers only for a message
+    # (_Source.at): a rules file has thousands of nodes and most loads report nothing.
+    values, keys = source.values, source.keys
+    scalar, mapping, sequence = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+    constructors = loader.yaml_constructors
 
     def walk(node: yaml.Node, path: DataPath) -> Any:
         nonlocal count
         count += 1
         if count > _MAX_NODES or len(path) > _MAX_DEPTH:
             raise _TooBig("file nests too deeply or expands too many aliases", node.start_mark)
-        source.values[path] = pos(node)
-        if isinstance(node, yaml.ScalarNode) and node.style == "|":
-            # the content starts on the line after the `|`; its indentation is the column
-            first = node.start_mark.line + 1
-            if first < len(lines):
-                content = lines[first]
-                source.blocks[path] = (first + 1, len(content) - len(content.lstrip(" ")) + 1)
-        if isinstance(node, yaml.MappingNode):
+        values[path] = node.start_mark
+        kind = node.__class__
+        if kind is scalar:
+            if node.style == "|":
+                # the content starts on the line after the `|`; its indentation is the column
+                first = node.start_mark.line + 1
+                if first < len(lines):
+                    content = lines[first]
+                    source.blocks[path] = (first + 1, len(content) - len(content.lstrip(" ")) + 1)
+            tag = node.tag
+            if tag == _STR_TAG:
+                return node.value
+            if tag in _PLAIN_TAGS:  # the safe constructor's own function, without its bookkeeping
+                return constructors[tag](loader, node)
+            return loader.construct_object(node, deep=True)  # anything else: its own error
+        if kind is mapping:
             loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *defaults)
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    issues.append(RuleIssue(name, *pos(key_node), None, None, "a key must be plain text"))
+                if key_node.__class__ is not scalar:
+                    issues.append(RuleIssue(name, *_position(key_node.start_mark), None, None, "a key must be plain text"))
                     continue
                 # The key as written: YAML 1.1 would turn an unquoted `on:` or `no:` into a boolean.
                 key = key_node.value
+                at = path + (key,)
                 if key in out:
-                    first_line = source.keys[path + (key,)][0]
-                    issues.append(RuleIssue(name, *pos(key_node), None, None,
+                    first_line = keys[at].line + 1
+                    issues.append(RuleIssue(name, *_position(key_node.start_mark), None, None,
                                             f"duplicate key '{key}' (also on line {first_line})",
                                             "YAML keeps only the last one; remove one of them"))
                     continue
-                source.keys[path + (key,)] = pos(key_node)
-                out[key] = walk(value_node, path + (key,))
+                keys[at] = key_node.start_mark
+                out[key] = walk(value_node, at)
             return out
-        if isinstance(node, yaml.SequenceNode):
+        if kind is sequence:
             return [walk(item, path + (index,)) for index, item in enumerate(node.value)]
         return loader.construct_object(node, deep=True)
 
