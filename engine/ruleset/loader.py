@@ -22,7 +22,6 @@ fixing one error per run is miserable.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -806,13 +805,24 @@ def _check_faq(source: _Source, issues: list[RuleIssue]) -> None:
                                        key=True))
 
 
+def _copied(value: Any) -> Any:
+    """A copy of parsed rules data (mappings, lists and immutable scalars): what copy.deepcopy
+    gives here, several times faster, as it needs no memo for shared or cyclic parts (a YAML
+    alias is copied once per use, as the data reads)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
+
+
 def _faq_condition(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The condition of the rule an FAQ entry becomes: any of its keywords (every language) in
     the ticket's text, and its own `when` if it has one."""
     words = [word for group in entry["keywords"].values() for word in group]
     found: dict[str, Any] = {"field": "text", "contains_any": list(dict.fromkeys(words))}
     if "when" in entry:
-        return {"all": [found, copy.deepcopy(entry["when"])]}
+        return {"all": [found, _copied(entry["when"])]}
     return found
 
 
@@ -1101,7 +1111,7 @@ def _normalise(sources: list[_Source]) -> dict[str, Any]:
                     then[key] = value
                 normal = {"id": rule["id"], "description": _text(rule.get("description")), "then": then}
                 if "when" in rule:
-                    normal["when"] = copy.deepcopy(rule["when"])
+                    normal["when"] = _copied(rule["when"])
                 rules.append(normal)
             groups.append({"name": group["name"], "match": group["match"],
                            "description": _text(group.get("description")), "rules": rules})
