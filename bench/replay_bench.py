@@ -4,7 +4,7 @@ The histories: N files in Temporal's JSON format, as `ticketflow export` writes 
 cycling the committed tests/histories/*.json (v1-v4 tickets: surveyed, reopened, breached,
 escalated, on hold, FAQ hand-off). N is 1,000; `-n` changes it.
 
-Replay, on the same files (`--quick`: the first 16 of them, one of each committed history):
+Replay, on the same files (`--quick`: as many as there are committed histories, one of each):
 
 - baseline: what a user does with the SDK alone on the exported files, as the SDK's README shows
   it: read each file, `WorkflowHistory.from_json(workflow_id, text)`, and
@@ -68,7 +68,7 @@ from engine.ruleset import load_ruleset  # noqa: E402
 from engine.ruleset.backtest import BacktestReport, backtest  # noqa: E402
 from engine.workflows import TicketWorkflow  # noqa: E402
 
-QUICK_REPLAYS = 16
+QUICK_REPLAYS = len(list((ROOT / "tests" / "histories").glob("*.json")))  # one of each committed history
 
 
 def make_histories(n: int, out: Path) -> list[Path]:

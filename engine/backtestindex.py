@@ -20,7 +20,7 @@ that cannot be written (a read-only export) only means the next run does the sam
 
 The file, one JSON value per line:
 
-    {"index": "ticketflow-backtest", "format": 5, "version": V, "snapshot_version": S,
+    {"index": "ticketflow-backtest", "format": 6, "version": V, "snapshot_version": S,
      "crc": CRC-32 of everything after this line}
     {"policies": {KEY: policy, ...}}
     [ENTRY, ENTRY, ...]                  one per history, in file-name order
@@ -28,14 +28,14 @@ The file, one JSON value per line:
 
 ENTRY is [file, size, mtime_ns, ticket_id, raw, decisions ([value, rule] per compared field, in
 backtest.FIELDS order), breaches, same_policy_breaches, targets KEY, SNAPSHOT (what build_snapshot
-adds, or null), the SNAPSHOT keys holding references, number of SLA events]. A string of SNAPSHOT
-that is raw strings joined by newlines is stored as {"\\n": [raw keys]} (the ticket's text, from its
-subject and body), and in a tuple, {"=": k} stands for the string the snapshot holds under k: the
-text is not stored again. CLOCK,
-decoded only by a backtest that must recompute that ticket's clock, is {"events": [[kind, at,
-status, policy KEY or null], ...], "until": ISO time}. A policy (hundreds of bytes with its
-calendar) is shared by many tickets, so it is stored once, under its policy_key. The entries are
-one JSON array because one parse of it costs about half as much as a parse per entry.
+adds, or null), the SNAPSHOT keys holding references, number of SLA events, stage inputs (group ->
+fields its stage saw beyond the opening input, backtest.stage_inputs)]. A string of SNAPSHOT that is
+raw strings joined by newlines is stored as {"\\n": [raw keys]} (the ticket's text, from its subject
+and body), and in a tuple, {"=": k} stands for the string the snapshot holds under k: the text is
+not stored again. CLOCK, decoded only by a backtest that must recompute that ticket's clock, is
+{"events": [[kind, at, status, policy KEY or null], ...], "until": ISO time}. A policy (hundreds of
+bytes with its calendar) is shared by many tickets, so it is stored once, under its policy_key. The
+entries are one JSON array because one parse of it costs about half as much as a parse per entry.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ from engine.ruleset.backtest import Recorded, gc_paused, policy_key, recorded_of
 from engine.ruleset.fields import build_snapshot
 
 INDEX_NAME = ".ticketflow-backtest.jsonl"
-FORMAT = 5
+FORMAT = 6
 _KIND = "ticketflow-backtest"
-_WIDTH = 12  # items in an ENTRY
+_WIDTH = 13  # items in an ENTRY
 
 # The code an entry's content comes from. Editing any of these re-extracts the entries on the next
 # run: missing one here would silently compare against stale data, an extra one costs a cold run.
@@ -237,7 +237,7 @@ def _extract(path: Path, stat: os.stat_result, policies: dict[str, Any]) -> _Ent
         policies.setdefault(rec.targets_key, rec.sla_targets)
     head = [path.name, stat.st_size, stat.st_mtime_ns, rec.ticket_id, rec.raw, [list(d) for d in rec.decisions],
             sorted(rec.breaches), sorted(rec.same_policy_breaches or ()), rec.targets_key,
-            *_snapshot_part(rec.raw), len(rec.sla_events)]
+            *_snapshot_part(rec.raw), len(rec.sla_events), rec.stage_inputs]
     until = rec.until.isoformat() if rec.until else None
     clock = json.dumps({"events": events, "until": until}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return _Entry(head, clock, _recorded(head, clock, policies))
@@ -248,10 +248,10 @@ _NONE: frozenset[str] = frozenset()
 
 def _recorded(head: list[Any], clock: Clock, policies: dict[str, Any]) -> Recorded:
     # Once per ticket on a warm backtest: positional, shared empties, the clock left as text.
-    _, _, _, ticket_id, raw, decisions, breaches, same, targets_key, extra, tuples, events = head
+    _, _, _, ticket_id, raw, decisions, breaches, same, targets_key, extra, tuples, events, inputs = head
     rec = Recorded(ticket_id, raw, decisions, frozenset(breaches) if breaches else _NONE,
                    frozenset(same) if same else _NONE, targets_key, not events,
-                   _revive(raw, extra, tuples) if extra is not None else None)
+                   _revive(raw, extra, tuples) if extra is not None else None, inputs)
 
     def load_clock() -> tuple[list[SlaEvent], dict[str, Any], datetime]:
         data = json.loads(_clock_text(clock))

@@ -98,6 +98,7 @@ def raw_snapshot(event: TicketEvent) -> dict[str, Any]:
         "channel": event.channel, "is_public": event.is_public, "subject": event.subject, "body": event.body,
         "customer.id": event.customer.id, "customer.tier": event.customer.tier,
         "customer.language": event.customer.language, "status": "received", "reopen_count": 0, "tags": [],
+        "origin": event.origin,
     }
     if event.order_value is not None:
         raw["order_value"] = event.order_value

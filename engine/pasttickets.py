@@ -15,7 +15,7 @@ import base64
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator, Optional
 
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
@@ -42,7 +42,7 @@ def from_history(history: WorkflowHistory) -> PastTicket:
         final: TicketState = _decode(last.workflow_execution_completed_event_attributes.result, TicketState)
         closed = next((s.at for s in reversed(final.stages) if s.stage == "close"), None)
         until = datetime.fromisoformat(closed) if closed else last.event_time.ToDatetime(tzinfo=timezone.utc)
-        return PastTicket(tin.ticket_id, tin.event, final, until)
+        return PastTicket(tin.ticket_id, tin.event, final, until, _survey_inputs(_survey_answers(events), final))
     st = TicketState(ticket_id=tin.ticket_id, status="open", channel=tin.event.channel,
                      customer=tin.event.customer or Customer(id=""), subject=tin.event.subject)
     for e in events:
@@ -53,11 +53,60 @@ def from_history(history: WorkflowHistory) -> PastTicket:
                 continue
             if res and getattr(res, "decisions", None):
                 st.decisions.extend(res.decisions)
-    return PastTicket(tin.ticket_id, tin.event, st, last.event_time.ToDatetime(tzinfo=timezone.utc))
+    return PastTicket(tin.ticket_id, tin.event, st, last.event_time.ToDatetime(tzinfo=timezone.utc),
+                      _survey_inputs(_survey_answers(events), st))
 
 
 def _json(p: dict) -> object:
     return json.loads(base64.b64decode(p.get("data", "")))
+
+
+_DAYS_SINCE_SURVEY = "days_since_survey"  # the activity whose answer the v4 survey decision reads
+
+
+def _survey_inputs(answers: list[float | None], state: TicketState) -> dict[str, Any]:
+    """What the workflow added to the snapshot of its last survey decision (engine.workflows.
+    aftercare._survey_v4): who resolved the ticket, and the days_since_survey answer fetched for
+    that decision (the n-th answer goes with the n-th survey decision). Nothing before v4, which
+    asked no such activity and added neither field."""
+    surveys = sum(1 for d in state.decisions if d.group == "survey")
+    if not answers or not surveys:
+        return {}
+    inputs: dict[str, Any] = {"resolved_by": state.resolved_by or "agent"}
+    days = answers[min(surveys, len(answers)) - 1]
+    if days is not None:
+        inputs["customer.days_since_survey"] = days
+    return inputs
+
+
+def _payload_value(payload: dict) -> Any:
+    """One payload of an exported history as a value: JSON, or null (None)."""
+    encoding = base64.b64decode(payload.get("metadata", {}).get("encoding", ""))
+    if encoding == b"binary/null":
+        return None
+    if encoding != b"json/plain":
+        raise ValueError(f"unexpected payload encoding {encoding!r}")
+    return json.loads(base64.b64decode(payload.get("data", "")))
+
+
+def _survey_answers_json(events: list[dict]) -> list[float | None]:
+    asked = {str(e.get("eventId")) for e in events
+             if e.get("activityTaskScheduledEventAttributes", {}).get("activityType", {}).get("name") == _DAYS_SINCE_SURVEY}
+    answers = []
+    for e in events:
+        done = e.get("activityTaskCompletedEventAttributes")
+        if done and str(done.get("scheduledEventId")) in asked:
+            payloads = done.get("result", {}).get("payloads") or [{"metadata": {"encoding": "YmluYXJ5L251bGw="}}]
+            answers.append(_payload_value(payloads[0]))
+    return answers
+
+
+def _survey_answers(events: list[HistoryEvent]) -> list[float | None]:
+    asked = {e.event_id for e in events if e.HasField("activity_task_scheduled_event_attributes")
+             and e.activity_task_scheduled_event_attributes.activity_type.name == _DAYS_SINCE_SURVEY}
+    return [_decode(e.activity_task_completed_event_attributes.result, Optional[float]) for e in events
+            if e.HasField("activity_task_completed_event_attributes")
+            and e.activity_task_completed_event_attributes.scheduled_event_id in asked]
 
 
 def _fast(data: dict) -> PastTicket | None:
@@ -75,7 +124,8 @@ def _fast(data: dict) -> PastTicket | None:
     if done and "result" in done:
         final: TicketState = decode(TicketState, _json(done["result"]["payloads"][0]))
         closed = next((st.at for st in reversed(final.stages) if st.stage == "close"), None)
-        return PastTicket(tin.ticket_id, tin.event, final, datetime.fromisoformat(closed) if closed else last_time)
+        return PastTicket(tin.ticket_id, tin.event, final, datetime.fromisoformat(closed) if closed else last_time,
+                          _survey_inputs(_survey_answers_json(events), final))
     st = TicketState(ticket_id=tin.ticket_id, status="open", channel=tin.event.channel,
                      customer=tin.event.customer or Customer(id=""), subject=tin.event.subject)
     for e in events:
@@ -87,7 +137,7 @@ def _fast(data: dict) -> PastTicket | None:
         if not isinstance(data, dict) or "decisions" not in data:
             continue  # a patch marker or another local activity
         st.decisions.extend(decode(EvaluationResult, data).decisions)
-    return PastTicket(tin.ticket_id, tin.event, st, last_time)
+    return PastTicket(tin.ticket_id, tin.event, st, last_time, _survey_inputs(_survey_answers_json(events), st))
 
 
 def read_past(path: Path) -> PastTicket:
@@ -122,5 +172,6 @@ async def from_server(client: Client, query: str | None, limit: int) -> AsyncIte
         past = from_history(history)
         if not past.state.sla_events and wf.close_time is None:
             live = await state(client, wf.id)  # open: its clocks live in the workflow
-            past = PastTicket(past.ticket_id, past.event, live, datetime.now(timezone.utc))
+            inputs = {**past.survey_inputs, "resolved_by": live.resolved_by or "agent"} if past.survey_inputs else {}
+            past = PastTicket(past.ticket_id, past.event, live, datetime.now(timezone.utc), inputs)
         yield past

@@ -367,3 +367,40 @@ def test_pausing_the_collector_leaks_no_cycle_and_restores_it():
     assert gc.isenabled() and gc.get_freeze_count() == 0
     gc.collect()
     assert alive() is None
+
+
+# ---- inputs of later stages ------------------------------------------------------------------------
+
+def test_the_shipped_rules_backtested_against_their_own_tickets_change_nothing(tmp_path, candidates):
+    # The v4 history recently-surveyed-v4.json (from a dev server's demo) got no survey because the
+    # customer had been surveyed minutes before: the survey decision read days_since_survey, which
+    # the opening event does not hold. Backtested on the ticket as it arrived, it came out as
+    # "none -> csat" with not one rule changed.
+    export = _copy_histories(tmp_path)
+    for report in (backtest(candidates["shipped"], from_dir(export)), backtest(candidates["shipped"], indexed(export)[0])):
+        assert report.tickets == len(list(HISTORIES.glob("*.json")))
+        assert report.changed == [], [(t.ticket_id, t.changes) for t in report.changed]
+
+
+def test_a_survey_decision_is_backtested_with_the_inputs_it_was_made_with(tmp_path):
+    from engine.pasttickets import read_past
+    from engine.ruleset.backtest import recorded_of
+
+    past = read_past(HISTORIES / "recently-surveyed-v4.json")
+    inputs = recorded_of(past).stage_inputs["survey"]
+    assert inputs["status"] == "resolved" and inputs["resolved_by"] == "agent"
+    assert 0 <= inputs["customer.days_since_survey"] < 30  # the answer of its days_since_survey activity
+    # older tickets' survey saw neither field: none is invented for them
+    assert read_past(HISTORIES / "surveyed-v3.json").survey_inputs == {}
+    assert raw_snapshot(past.event)["origin"] == "customer"
+
+    # a candidate without the once-a-month rule would have surveyed this customer again
+    rules = load_ruleset(_rules_with(tmp_path, "monthly", ("survey.yaml", "when: {field: customer.days_since_survey, lt: 30}",
+                                                           "when: {field: customer.days_since_survey, lt: 0}")))
+    export = tmp_path / "one"
+    export.mkdir()
+    shutil.copy2(HISTORIES / "recently-surveyed-v4.json", export)
+    for report in (backtest(rules, from_dir(export)), backtest(rules, indexed(export)[0])):
+        (change,) = report.changed
+        assert change.changes == {"survey": ("none", "csat")}
+        assert change.rules["survey"] == ("no-survey-recently-surveyed", "default-csat")

@@ -28,7 +28,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from engine.intake import raw_snapshot
 from engine.models import SlaEvent, TicketEvent, TicketState
@@ -56,6 +56,10 @@ class PastTicket:
     event: TicketEvent
     state: TicketState
     until: datetime  # the instant its clocks are read at: close time, or now for an open ticket
+    # What the workflow added to the snapshot for the survey decision compared (the last one),
+    # read from the history: on v4 tickets, who resolved it and the `days_since_survey` activity's
+    # answer (engine.workflows.aftercare). Empty for older tickets, whose survey saw neither.
+    survey_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -76,6 +80,9 @@ class Recorded:
     # ever starts, so no policy can breach.
     no_clock: bool = False
     snapshot: dict[str, Any] | None = None  # build_snapshot(raw), when the index stored it
+    # group -> fields its stage's snapshot had beyond the opening input and earlier decisions, as
+    # recorded (survey: status, resolved_by, customer.days_since_survey); see `stage_inputs`
+    stage_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The clock's inputs, for a recompute: given, or loaded on first use (the index decodes them
     # only for a backtest whose policy differs from the recorded one).
     sla_events: list[SlaEvent] = field(default_factory=list)
@@ -129,11 +136,27 @@ class BacktestReport:
 
 
 def _recorded(state: TicketState, group: str, action: str) -> tuple[Any, str]:
-    """The first decision of the group the ticket got (later ones are escalations or re-choices)."""
-    for d in state.decisions:
+    """The decision of the group the ticket is compared on: the first one (later ones are
+    escalations or re-choices), except for the survey: the last one, made at the resolution that
+    stood, whose inputs the history holds (PastTicket.survey_inputs)."""
+    decisions = reversed(state.decisions) if group == "survey" else state.decisions
+    for d in decisions:
         if d.group == group and not d.rule_id.startswith("manual:") and d.rule_id != "escalation":
             return d.actions.get(action), d.rule_id
     return None, ""
+
+
+def stage_inputs(past: PastTicket) -> dict[str, dict[str, Any]]:
+    """Per compared group evaluated after the ticket opened, the fields its snapshot had that the
+    opening input lacks, as far as the history records them. Without them a backtest would
+    compare the recorded survey decision (made on a resolved ticket, knowing who resolved it and
+    when the customer was last surveyed) with the candidate's on the ticket as it arrived, and
+    report changes that no rules edit caused. Fields the workflow computes at that moment but
+    does not record (age, agents' edits of tags or priority) are not rebuilt: a survey rule
+    reading them sees the values the ticket opened with."""
+    if not any(d.group == "survey" for d in past.state.decisions):
+        return {}
+    return {"survey": {"status": "resolved", **past.survey_inputs}}
 
 
 def _breached(events: Any, policy: dict[str, Any] | None, until: datetime, calendar: Calendar | None = None) -> set[str]:
@@ -160,7 +183,7 @@ def recorded_of(past: PastTicket, same_policy: bool = False) -> Recorded:
     events, targets = past.state.sla_events, past.state.sla_targets or {}
     rec = Recorded(past.ticket_id, raw_snapshot(past.event), tuple(decisions),
                    frozenset(_breached(events, targets or None, past.until)), no_clock=not events,
-                   sla_events=events, sla_targets=targets, until=past.until)
+                   stage_inputs=stage_inputs(past), sla_events=events, sla_targets=targets, until=past.until)
     if same_policy:
         rec.same_policy_breaches = frozenset(_breached(_without_policy_events(events), targets, past.until))
         rec.targets_key = policy_key(targets)
@@ -196,17 +219,23 @@ def stage_plan(ruleset: Ruleset, only: Iterable[str] | None = None) -> StagePlan
 
 
 def staged_from_snapshot(ruleset: Ruleset, snapshot: dict[str, Any], plan: StagePlan | None = None,
-                         updates: dict[GroupOutcome, _Updates] | None = None) -> dict[str, GroupOutcome]:
+                         updates: dict[GroupOutcome, _Updates] | None = None,
+                         inputs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, GroupOutcome]:
     """evaluate_staged's logic (same stages, triggers and snapshot updates) on a snapshot built
     beforehand, so an indexed backtest does not score sentiment again. Decisions come without a
     trace (`Ruleset.decider`, one generated function per stage): a backtest compares actions and
     names the deciding rule, and never shows the trace. `snapshot` is changed in place (later
     stages see earlier results), as evaluate_staged does with its own. `updates`: a cache of what
-    each outcome writes into the snapshot, for callers deciding many tickets with one ruleset."""
+    each outcome writes into the snapshot, for callers deciding many tickets with one ruleset.
+    `inputs`: per group, fields its stage's snapshot gets first (Recorded.stage_inputs)."""
     out: dict[str, GroupOutcome] = {}
     if updates is None:
         updates = {}
     for trigger, groups in plan if plan is not None else stage_plan(ruleset):
+        if inputs:
+            for group in groups:
+                if group in inputs:
+                    snapshot.update(inputs[group])
         if trigger and snapshot.get(trigger) in (None, ""):
             continue
         outcomes = ruleset.decider(groups)(snapshot)
@@ -288,7 +317,7 @@ def _backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> B
         report.tickets += 1
         # the stored snapshot is copied: stages write to it
         snapshot = build_snapshot(rec.raw) if rec.snapshot is None else dict(rec.snapshot)
-        staged = staged_from_snapshot(candidate, snapshot, plan, updates)
+        staged = staged_from_snapshot(candidate, snapshot, plan, updates, rec.stage_inputs)
         change = TicketChange(rec.ticket_id)
         for (label, group, action), (old, old_rule) in zip(FIELDS, rec.decisions):
             result = staged.get(group)
