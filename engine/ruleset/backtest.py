@@ -219,38 +219,50 @@ def stage_plan(ruleset: Ruleset, only: Iterable[str] | None = None) -> StagePlan
 
 
 def staged_from_snapshot(ruleset: Ruleset, snapshot: dict[str, Any], plan: StagePlan | None = None,
-                         updates: dict[GroupOutcome, _Updates] | None = None,
                          inputs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, GroupOutcome]:
     """evaluate_staged's logic (same stages, triggers and snapshot updates) on a snapshot built
     beforehand, so an indexed backtest does not score sentiment again. Decisions come without a
     trace (`Ruleset.decider`, one generated function per stage): a backtest compares actions and
     names the deciding rule, and never shows the trace. `snapshot` is changed in place (later
-    stages see earlier results), as evaluate_staged does with its own. `updates`: a cache of what
-    each outcome writes into the snapshot, for callers deciding many tickets with one ruleset.
-    `inputs`: per group, fields its stage's snapshot gets first (Recorded.stage_inputs)."""
-    out: dict[str, GroupOutcome] = {}
-    if updates is None:
-        updates = {}
-    for trigger, groups in plan if plan is not None else stage_plan(ruleset):
-        if inputs:
-            for group in groups:
-                if group in inputs:
-                    snapshot.update(inputs[group])
-        if trigger and snapshot.get(trigger) in (None, ""):
-            continue
-        outcomes = ruleset.decider(groups)(snapshot)
-        for outcome in outcomes:
-            out[outcome.group] = outcome
-        for outcome in outcomes:
-            update = updates.get(outcome)
-            if update is None:
-                update = updates[outcome] = _updates_of(outcome)
-            fields, tags = update
-            if fields:
-                snapshot.update(fields)
-            if tags is not None:
-                snapshot["tags"] = list(dict.fromkeys([*snapshot.get("tags", ()), *tags]))
-    return out
+    stages see earlier results), as evaluate_staged does with its own. `inputs`: per group,
+    fields its stage's snapshot gets first (Recorded.stage_inputs)."""
+    return _Stager(ruleset, plan if plan is not None else stage_plan(ruleset)).run(snapshot, inputs)
+
+
+class _Stager:
+    """staged_from_snapshot for many tickets and one ruleset: each stage's decider is looked up
+    once, and what each (shared, read-only) outcome writes into the snapshot is worked out once."""
+
+    __slots__ = ("stages", "updates")
+
+    def __init__(self, ruleset: Ruleset, plan: StagePlan):
+        self.stages = tuple((trigger, groups, ruleset.decider(groups)) for trigger, groups in plan)
+        self.updates: dict[GroupOutcome, _Updates] = {}
+
+    def run(self, snapshot: dict[str, Any], inputs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, GroupOutcome]:
+        out: dict[str, GroupOutcome] = {}
+        updates = self.updates
+        for trigger, groups, decide in self.stages:
+            if inputs:
+                for group in groups:
+                    given = inputs.get(group)
+                    if given:
+                        snapshot.update(given)
+            if trigger and snapshot.get(trigger) in (None, ""):
+                continue
+            # the stage's groups all read the snapshot as it was: decide() has evaluated every
+            # one of them before the first update below
+            for outcome in decide(snapshot):
+                out[outcome.group] = outcome
+                update = updates.get(outcome)
+                if update is None:
+                    update = updates[outcome] = _updates_of(outcome)
+                fields, tags = update
+                if fields:
+                    snapshot.update(fields)
+                if tags is not None:
+                    snapshot["tags"] = list(dict.fromkeys([*snapshot.get("tags", ()), *tags]))
+        return out
 
 
 # What an outcome writes into the snapshot: (fields set, tags added). Outcomes are shared and
@@ -308,16 +320,16 @@ def _backtest(candidate: Ruleset, tickets: Iterable[PastTicket | Recorded]) -> B
     plan = stage_plan(candidate, only={group for _, group, _ in FIELDS})
     report = BacktestReport(candidate=candidate.version, tickets=0, per_ticket=[],
                             field_changes={label: Counter() for label, _, _ in FIELDS})
-    # Outcomes are shared (GroupOutcome): what one writes into the snapshot, and the value and
-    # deciding rule it gives a compared field, are worked out once per outcome, not per ticket.
-    updates: dict[GroupOutcome, _Updates] = {}
+    stager = _Stager(candidate, plan)
+    # Outcomes are shared (GroupOutcome): the value and deciding rule one gives a compared field
+    # are worked out once per outcome, not per ticket.
     verdicts: dict[tuple[GroupOutcome | None, str], tuple[Any, str]] = {}
     for item in tickets:
         rec = item if isinstance(item, Recorded) else recorded_of(item)
         report.tickets += 1
         # the stored snapshot is copied: stages write to it
         snapshot = build_snapshot(rec.raw) if rec.snapshot is None else dict(rec.snapshot)
-        staged = staged_from_snapshot(candidate, snapshot, plan, updates, rec.stage_inputs)
+        staged = stager.run(snapshot, rec.stage_inputs)
         change = TicketChange(rec.ticket_id)
         for (label, group, action), (old, old_rule) in zip(FIELDS, rec.decisions):
             result = staged.get(group)
