@@ -32,7 +32,8 @@ Backtest of the shipped rules/ over the same N files, all N even with `--quick`:
 - no index: `engine.pasttickets.from_dir` + `backtest` (every history read and decoded).
 - cold: `engine.backtestindex.indexed` with no index present (every history read, the index
   built and written) + `backtest`.
-- warm: the same with the index present and valid, best of 5 runs. This is the figure the
+- warm: the same with the index present and valid, best of 15 runs (a run takes ~50 ms, so a few
+  seconds of a busy neighbour can spoil 5 in a row; the median is printed too). This is the figure the
   20,000 tickets/s target is compared with: auditors export once and backtest many candidate
   rulesets, so the second and later backtests are the common case. The index holds nothing of the
   candidate ruleset (only what was recorded, and the rules' input snapshot), so a warm run of
@@ -68,6 +69,7 @@ from engine.ruleset import load_ruleset  # noqa: E402
 from engine.ruleset.backtest import BacktestReport, backtest  # noqa: E402
 from engine.workflows import TicketWorkflow  # noqa: E402
 
+WARM_RUNS = 15
 QUICK_REPLAYS = len(list((ROOT / "tests" / "histories").glob("*.json")))  # one of each committed history
 
 
@@ -144,11 +146,11 @@ def bench_backtest(directory: Path, n: int) -> dict[str, float]:
     cold, report = indexed_run()
     _same(report, reference, "the cold indexed backtest")
     warm = []
-    for _ in range(5):
+    for _ in range(WARM_RUNS):
         took, report = indexed_run()
         _same(report, reference, "the warm indexed backtest")
         warm.append(took)
-    return {"no_index": no_index, "cold": cold, "warm": min(warm)}
+    return {"no_index": no_index, "cold": cold, "warm": min(warm), "warm_median": statistics.median(warm)}
 
 
 def main() -> None:
@@ -180,6 +182,7 @@ def main() -> None:
         "backtest_no_index_tickets_per_s": round(n / bt["no_index"], 1),
         "backtest_cold_tickets_per_s": round(n / bt["cold"], 1),
         "backtest_warm_tickets_per_s": round(n / bt["warm"], 1),
+        "backtest_warm_median_tickets_per_s": round(n / bt["warm_median"], 1),
         "backtest_warm_over_cold": round(bt["cold"] / bt["warm"], 1),
         "targets": {"replay_ratio": 0.9, "backtest_warm_tickets_per_s": 20000},
     }
@@ -194,7 +197,8 @@ def main() -> None:
     print(f"backtest of rules/ over the {n} files")
     print(f"  without the index (every history read)   {f['backtest_no_index_tickets_per_s']:>9,.1f} tickets/s    ({bt['no_index']:.2f} s)")
     print(f"  cold: index built from the histories     {f['backtest_cold_tickets_per_s']:>9,.1f} tickets/s    ({bt['cold']:.2f} s)")
-    print(f"  warm: index present (best of 5)          {f['backtest_warm_tickets_per_s']:>9,.1f} tickets/s    ({bt['warm']:.3f} s; target >= 20,000)")
+    print(f"  warm: index present (best of {WARM_RUNS})         {f['backtest_warm_tickets_per_s']:>9,.1f} tickets/s    ({bt['warm']:.3f} s; target >= 20,000)")
+    print(f"  warm, median of the {WARM_RUNS} runs             {f['backtest_warm_median_tickets_per_s']:>9,.1f} tickets/s    ({bt['warm_median']:.3f} s)")
     print(f"  warm/cold                                {f['backtest_warm_over_cold']:>9,.1f}x")
     if args.json:
         print(json.dumps(figures))
