@@ -404,3 +404,15 @@ def test_a_survey_decision_is_backtested_with_the_inputs_it_was_made_with(tmp_pa
         (change,) = report.changed
         assert change.changes == {"survey": ("none", "csat")}
         assert change.rules["survey"] == ("no-survey-recently-surveyed", "default-csat")
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+def test_a_history_from_the_server_reads_as_the_same_file(path):
+    # `rules backtest --query` decodes protobuf events (from_history), --dir the JSON (read_past)
+    from temporalio.client import WorkflowHistory
+
+    from engine.pasttickets import from_history, read_past
+
+    via_server, via_file = from_history(WorkflowHistory.from_json(path.stem, path.read_text("utf-8"))), read_past(path)
+    assert (via_server.ticket_id, via_server.event, via_server.state, via_server.until, via_server.survey_inputs) == \
+        (via_file.ticket_id, via_file.event, via_file.state, via_file.until, via_file.survey_inputs)
