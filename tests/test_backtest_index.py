@@ -338,6 +338,17 @@ def test_backtest_cli_builds_and_uses_the_index(tmp_path):
     assert json.loads(plain.stdout) == json.loads(first.stdout) == json.loads(second.stdout)
     assert json.loads(first.stdout)["fields"]["priority"]["P3 → P2"] >= 1
 
+    # without --json, one line on stderr says what was read and what came from the index
+    n = len(list(export.glob("*.json")))
+    os.utime(next(export.glob("surveyed-v4.json")))  # touched: read again
+    table = subprocess.run([sys.executable, "-m", "engine", "rules", "backtest", "--rules", str(cand), "--dir", str(export)],
+                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert table.returncode == 0 and "would change" in table.stdout
+    assert f"1 history read, {n - 1} from the index" in " ".join(table.stderr.split())
+    table = subprocess.run([sys.executable, "-m", "engine", "rules", "backtest", "--rules", str(cand), "--dir", str(export)],
+                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert f": {n} from the index" in " ".join(table.stderr.split()) and "read," not in table.stderr
+
     (export / INDEX_NAME).write_text("damaged", "utf-8")
     damaged = run()
     assert damaged.returncode == 0 and json.loads(damaged.stdout) == json.loads(plain.stdout)

@@ -249,7 +249,8 @@ def replay_cmd(
 
     async def go() -> None:
         progress = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.fields[name]}"), console=err, transient=True, disable=as_json)
+                            TextColumn("{task.fields[name]}"), console=err, transient=True,
+                            disable=as_json or not err.is_terminal)  # redraws are for a person watching
         with progress:
             task = progress.add_task("replay", total=len(paths) if paths else None, name="")
 

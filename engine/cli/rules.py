@@ -437,9 +437,10 @@ def backtest_cmd(
                 past = list(from_dir(dir_))
             else:
                 past, stats = indexed(dir_, warn=lambda message: err.print(f"warning: {message}", markup=False, soft_wrap=True))
-                if not as_json and stats.extracted:
-                    err.print(f"backtest index {dir_ / INDEX_NAME}: {stats.extracted} histories read, "
-                              f"{stats.reused} from the index", markup=False, style="dim")
+                if not as_json:  # which histories were read, and that the index was used at all
+                    read = f"{stats.extracted} {'history' if stats.extracted == 1 else 'histories'} read, " if stats.extracted else ""
+                    err.print(f"backtest index {dir_ / INDEX_NAME}: {read}{stats.reused} from the index",
+                              markup=False, style="dim", soft_wrap=True)
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from None
     else:
