@@ -39,6 +39,7 @@ _DAY = timedelta(days=1)
 _SECOND = timedelta(seconds=1)
 _USEC = timedelta(microseconds=1)
 _HHMM = re.compile(r"(\d\d):(\d\d)")
+_DAYS_REMEMBERED = 4096  # per calendar: eleven years of days, a few hundred kB at most
 
 Holiday = date | tuple[date, date]
 
@@ -59,7 +60,7 @@ def _check_seconds(seconds: float) -> None:
 class BusinessCalendar:
     """Open hours per weekday in one IANA zone, minus holidays. See the module docstring."""
 
-    __slots__ = ("_hol_ends", "_hol_starts", "_holidays", "_hours", "_zone", "name", "tz")
+    __slots__ = ("_days", "_hol_ends", "_hol_starts", "_holidays", "_hours", "_zone", "name", "tz")
 
     def __init__(
         self,
@@ -82,6 +83,9 @@ class BusinessCalendar:
                 merged.append([lo, hi])
         self._hol_starts = [lo for lo, _ in merged]
         self._hol_ends = [hi for _, hi in merged]
+        # local date -> its open intervals in UTC: a pure function of the date, and zone
+        # arithmetic is most of what an SLA clock costs, asked again for the same days
+        self._days: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
 
     def _err(self, msg: str) -> ValueError:
         return ValueError(f"calendar {self.name!r}: {msg}")
@@ -193,13 +197,24 @@ class BusinessCalendar:
             if hol_end is not None:
                 day = hol_end + _DAY
                 continue
-            midnight = datetime.combine(day, time())
-            for s, e in self._hours[day.weekday()]:
-                a = self._instant(midnight + timedelta(minutes=s))
-                b = self._instant(midnight + timedelta(minutes=e))
-                if b > a:  # a shift wholly inside a DST gap has no real time
-                    yield a, b
+            intervals = self._days.get(day)
+            if intervals is None:
+                intervals = self._open_intervals(day)
+            yield from intervals
             day += _DAY
+
+    def _open_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        midnight = datetime.combine(day, time())
+        found = []
+        for s, e in self._hours[day.weekday()]:
+            a = self._instant(midnight + timedelta(minutes=s))
+            b = self._instant(midnight + timedelta(minutes=e))
+            if b > a:  # a shift wholly inside a DST gap has no real time
+                found.append((a, b))
+        if len(self._days) >= _DAYS_REMEMBERED:
+            self._days.clear()
+        intervals = self._days[day] = tuple(found)
+        return intervals
 
     def _instant(self, wall: datetime) -> datetime:
         """The real instant the local clock first shows `wall` (naive, local)."""
