@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Iterable, Protocol
 
 from engine.calendar import ALWAYS_OPEN, calendar_from_dict
@@ -48,6 +49,9 @@ class _Clock:
     cycle: int = 0
     elapsed: float = 0.0
     breached_at: datetime | None = None
+
+
+_first = itemgetter(0)
 
 
 def parse_time(value: str) -> datetime:
@@ -94,8 +98,8 @@ def sla_state(
         if c.active:
             c.active, c.done = False, True
 
-    for ev in sorted(events, key=lambda e: parse_time(e.at)):
-        at = parse_time(ev.at)
+    # each time parsed once; the sort is stable, so events at the same instant keep their order
+    for at, ev in sorted([(parse_time(e.at), e) for e in events], key=_first):
         if at > now:
             break
         advance(at)
