@@ -379,6 +379,18 @@ def test_pausing_the_collector_leaks_no_cycle_and_restores_it():
     gc.collect()
     assert alive() is None
 
+    # what a caller froze on purpose stays frozen
+    kept = [Node()]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            pass
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+    del kept
+
 
 # ---- inputs of later stages ------------------------------------------------------------------------
 

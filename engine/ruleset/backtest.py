@@ -288,13 +288,16 @@ def gc_paused() -> Iterator[None]:
     thousand tickets, measured): it is the result the caller keeps. Nothing is leaked: any
     cycle among those objects is collected by the next full collection."""
     enabled = gc.isenabled()
+    # unfreeze() would also release what a caller froze on purpose: then leave the young alone
+    promote = gc.get_freeze_count() == 0
     gc.disable()
     try:
         yield
     finally:
         if enabled:
-            gc.freeze()
-            gc.unfreeze()
+            if promote:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
