@@ -248,10 +248,12 @@ _NONE: frozenset[str] = frozenset()
 
 def _recorded(head: list[Any], clock: Clock, policies: dict[str, Any]) -> Recorded:
     # Once per ticket on a warm backtest: positional, shared empties, the clock left as text.
-    _, _, _, ticket_id, raw, decisions, breaches, same, targets_key, extra, tuples, events, inputs = head
+    _, _, _, ticket_id, raw, decisions, breaches, same, targets_key, extra, refs, events, inputs = head
+    if inputs.__class__ is not dict:
+        raise TypeError("stage inputs are not a mapping")
     rec = Recorded(ticket_id, raw, decisions, frozenset(breaches) if breaches else _NONE,
                    frozenset(same) if same else _NONE, targets_key, not events,
-                   _revive(raw, extra, tuples) if extra is not None else None, inputs)
+                   _revive(raw, extra, refs) if extra is not None else None, inputs)
 
     def load_clock() -> tuple[list[SlaEvent], dict[str, Any], datetime]:
         data = json.loads(_clock_text(clock))
