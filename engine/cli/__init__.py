@@ -16,6 +16,7 @@ from engine.cli import agents, audit, report, rules, server, tickets
 from engine.cli.common import CliError
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="ticketflow",
     help="Customer-support tickets as durable Temporal workflows, driven by YAML rules.",
     no_args_is_help=True,

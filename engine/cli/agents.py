@@ -15,7 +15,7 @@ from engine.cli.render import console
 from engine.store import SchemaTooNew, Store
 from engine.store.directory import AGENT_STATUSES, UnknownAgent, import_directory, list_agents, set_status
 
-agents_app = typer.Typer(help="Agents and teams in the store (SQLite by default, PostgreSQL via TICKETFLOW_DB_URL).", no_args_is_help=True)
+agents_app = typer.Typer(rich_markup_mode="markdown", help="Agents and teams in the store (SQLite by default, PostgreSQL via TICKETFLOW_DB_URL).", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 

@@ -35,11 +35,14 @@ def report(
     reopen rates, CSAT and NPS, complaints, backlog by age.
 
     Examples:
-      ticketflow report --since 7d --by channel
-      ticketflow report --since 2026-11-01 --until 2026-11-08 --html week.html
-      ticketflow report --compare 2026-10-25..2026-11-01 2026-11-01..2026-11-08
-      ticketflow report --by ruleset                      # the versions, then:
-      ticketflow report --compare 7db7bddfe6fa 1133a7d5f655 --json
+
+    ```
+    ticketflow report --since 7d --by channel
+    ticketflow report --since 2026-11-01 --until 2026-11-08 --html week.html
+    ticketflow report --compare 2026-10-25..2026-11-01 2026-11-01..2026-11-08
+    ticketflow report --by ruleset                      # the versions, then:
+    ticketflow report --compare 7db7bddfe6fa 1133a7d5f655 --json
+    ```
     """
     from engine import report as rep
     from engine.report import html as html_render

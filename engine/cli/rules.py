@@ -21,7 +21,7 @@ from engine.ruleset.fixtures import FixtureError, run_fixtures
 from engine.ruleset.lint import lint_ruleset
 from engine.ruleset.stages import evaluate_staged, stage_trigger
 
-rules_app = typer.Typer(help="Validate, lint, test and explain the rules in rules/ (or DIR).", no_args_is_help=True)
+rules_app = typer.Typer(rich_markup_mode="markdown", help="Validate, lint, test and explain the rules in rules/ (or DIR).", no_args_is_help=True)
 
 DirArg = Annotated[Optional[Path], typer.Argument(help="Rules directory (default: TICKETFLOW_RULES_DIR or rules/).", show_default=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
     app.command("escalate")(escalate)
     app.command("compensate")(compensate)
     app.command("approve-compensation")(approve_compensation)
-    task = typer.Typer(help="Service-recovery follow-up tasks (opened by recovery rules after a low survey score).",
+    task = typer.Typer(rich_markup_mode="markdown", help="Service-recovery follow-up tasks (opened by recovery rules after a low survey score).",
                        no_args_is_help=True)
     task.command("show")(task_show)
     task.command("done")(task_done)
@@ -230,6 +230,7 @@ def reply(
     """Reply to the customer as the assigned agent (or for them, with a supervisor's --force-by).
 
     Example: ticketflow reply TF-7K2M9QXA4B --agent wang.fang --body "Your refund is on its way"
+
     Example: ticketflow reply TF-7K2M9QXA4B --agent wang.fang --template need-order-number --wait-for-customer
     """
     if not body.strip() and not template:
@@ -282,6 +283,7 @@ def resolve(
     """Mark the ticket resolved; the follow-up survey starts after the configured delay.
 
     Example: ticketflow resolve TF-7K2M9QXA4B --agent wang.fang --note "refund issued"
+
     Example: ticketflow resolve TF-7K2M9QXA4B --agent chen.jie --root-cause "installer skipped the checklist"
     """
     cmd = ResolveCommand(agent=agent, note=note, forced_by=_supervisor(ctx, force_by), root_cause=root_cause)
