@@ -382,3 +382,21 @@ async def test_export_and_audit_a_ticket_from_the_server(worker_env, tmp_path: P
 
     code, out, err = await _cli_async("--address", address, "audit", "TF-NOSUCHTICKET")
     assert code == 1 and err.strip() == "ticketflow: error: no ticket TF-NOSUCHTICKET on the server (namespace default)"
+
+
+def test_a_replay_failure_says_which_step_of_the_history_it_points_at() -> None:
+    # The SDK names the diverging step by event id or local-activity number; these two reasons are
+    # what `ticketflow replay` printed for real workflow changes (an activity moved earlier, a timer
+    # added before the routing evaluation) on the committed histories.
+    from temporalio.client import WorkflowHistory
+
+    from engine.audit.replay import history_context
+
+    path = Path("tests/histories/surveyed-v4.json")
+    history = WorkflowHistory.from_json(path.stem, path.read_text("utf-8"))
+    moved = "[TMPRL1100] Nondeterminism error: No command scheduled for event HistoryEvent(id: 17, ActivityTaskScheduled)"
+    assert history_context(history, moved) == "history event 17: activity task scheduled 'assign_agent'"
+    added = "[TMPRL1100] Nondeterminism error: Missing associated machine for LocalActivity(2)"
+    assert history_context(history, added) == "local activity 2 of the history: 'evaluate_rules' (event 15)"
+    assert history_context(history, "Missing associated machine for LocalActivity(99)") == "the history records no local activity 99"
+    assert history_context(history, "Activity type of scheduled event 'x' does not match") == ""

@@ -7,11 +7,14 @@ counts as failed, with the reason, so a batch never stops half-way.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
@@ -58,6 +61,56 @@ def describe_failure(exc: BaseException) -> str:
     if "ondeterminism" not in text and kind not in ("RuntimeError", "Exception"):
         text = f"{kind}: {text}"
     return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+
+
+_EVENT_REF = re.compile(r"HistoryEvent\(id: (\d+)")
+_LOCAL_ACTIVITY_REF = re.compile(r"LocalActivity\((\d+)\)")
+
+
+def history_context(history: WorkflowHistory, reason: str) -> str:
+    """What the history holds where the replayer's reason points, in words: the SDK names an
+    event by id ("No command scheduled for event HistoryEvent(id: 17, ...)") or a local activity
+    by its number ("Missing associated machine for LocalActivity(2)"); an engineer then wants to
+    know which step of the ticket that was without opening the JSON. '' when it names neither."""
+    found = _EVENT_REF.search(reason)
+    if found:
+        number = int(found.group(1))
+        event = next((e for e in history.events if e.event_id == number), None)
+        return f"history event {number}: {_event_words(event)}" if event is not None else ""
+    found = _LOCAL_ACTIVITY_REF.search(reason)
+    if found:
+        seq = int(found.group(1))
+        for event in history.events:
+            if event.HasField("marker_recorded_event_attributes") and \
+                    event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+                data = _marker_data(event)
+                if data.get("seq") == seq:
+                    return f"local activity {seq} of the history: {data.get('activity_type', '?')!r} (event {event.event_id})"
+        return f"the history records no local activity {seq}"
+    return ""
+
+
+def _event_words(event: HistoryEvent) -> str:
+    kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").replace("_", " ").lower()
+    if event.HasField("activity_task_scheduled_event_attributes"):
+        return f"{kind} {event.activity_task_scheduled_event_attributes.activity_type.name!r}"
+    if event.HasField("timer_started_event_attributes"):
+        return f"{kind} {event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()}"
+    if event.HasField("marker_recorded_event_attributes"):
+        data = _marker_data(event)
+        return f"{kind} {event.marker_recorded_event_attributes.marker_name} {data.get('activity_type', '')}".rstrip()
+    if event.HasField("workflow_execution_signaled_event_attributes"):
+        return f"{kind} {event.workflow_execution_signaled_event_attributes.signal_name!r}"
+    return kind
+
+
+def _marker_data(event: HistoryEvent) -> dict:
+    payloads = event.marker_recorded_event_attributes.details.get("data")
+    try:
+        data = json.loads(payloads.payloads[0].data) if payloads is not None and payloads.payloads else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def file_sources(paths: Iterable[Path]) -> Iterable[Source]:
@@ -123,5 +176,7 @@ async def replay(
             if result.replay_failure is None:
                 report(ReplayOutcome(name, True))
             else:
-                report(ReplayOutcome(name, False, describe_failure(result.replay_failure)))
+                reason = describe_failure(result.replay_failure)
+                context = history_context(result.history, reason)
+                report(ReplayOutcome(name, False, f"{reason} [{context}]" if context else reason))
     return outcomes
