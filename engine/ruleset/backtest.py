@@ -254,28 +254,28 @@ class _Stager:
             # one of them before the first update below
             for outcome in decide(snapshot):
                 out[outcome.group] = outcome
-                update = updates.get(outcome)
-                if update is None:
-                    update = updates[outcome] = _updates_of(outcome)
-                fields, tags = update
-                if fields:
+                fields = updates.get(outcome)
+                if fields is None:
+                    fields = updates[outcome] = _updates_of(outcome)
+                if fields is _MERGES:
+                    apply_to_snapshot(snapshot, outcome)
+                elif fields:
                     snapshot.update(fields)
-                if tags is not None:
-                    snapshot["tags"] = list(dict.fromkeys([*snapshot.get("tags", ()), *tags]))
         return out
 
 
-# What an outcome writes into the snapshot: (fields set, tags added). Outcomes are shared and
-# read-only (GroupOutcome), so this is worked out once per outcome, not once per ticket.
-_Updates = tuple[dict[str, Any], tuple[Any, ...] | None]
+# What an outcome writes into the snapshot, worked out once per outcome (outcomes are shared and
+# read-only, GroupOutcome): the fields it sets, or _MERGES when what it writes depends on the
+# snapshot (tags are added to the ticket's own) and apply_to_snapshot must run each time.
+_MERGES: dict[str, Any] = {"(merges)": None}
+_Updates = dict[str, Any]
 
 
 def _updates_of(outcome: GroupOutcome) -> _Updates:
     # Asked of apply_to_snapshot itself (on an empty snapshot), so a change there counts here.
     probe: dict[str, Any] = {}
     apply_to_snapshot(probe, outcome)
-    tags = probe.pop("tags", None)
-    return probe, None if tags is None else tuple(tags)
+    return _MERGES if "tags" in probe else probe
 
 
 @contextmanager
