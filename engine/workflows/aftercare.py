@@ -9,8 +9,8 @@ history; every message has a step key so it goes out once per resolution.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Optional
 
 from temporalio import workflow
@@ -23,6 +23,9 @@ with workflow.unsafe.imports_passed_through():
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Only when the rules have no survey / auto_close group: realistic, not demo-short.
 DEFAULT_SURVEY = {"survey": True, "delay": 3600, "expires_after": 3 * 86400, "kind": "csat"}
+DEFAULT_REOPEN_WINDOW = 7 * 86400
+DEFAULT_FOLLOWUP_DUE = 86400
+SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
 
 
 def survey_schedule(st: TicketState, plan: Mapping[str, Any]) -> tuple[str, int, int]:
@@ -31,9 +34,6 @@ def survey_schedule(st: TicketState, plan: Mapping[str, Any]) -> tuple[str, int,
     delay = st.timing.survey_delay_seconds or plan.get("delay", DEFAULT_SURVEY["delay"])
     expiry = st.timing.survey_expiry_seconds or plan.get("expires_after", DEFAULT_SURVEY["expires_after"])
     return plan.get("kind", "csat"), delay, expiry
-DEFAULT_REOPEN_WINDOW = 7 * 86400
-DEFAULT_FOLLOWUP_DUE = 86400
-SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
 
 
 class AftercareMixin:
