@@ -64,7 +64,18 @@ def sla_state(
     now: datetime,
     calendar: Calendar | None = None,
 ) -> list[SlaClock]:
-    """Every clock the policy has a target for, as it stands at `now` (events after it ignored)."""
+    """Every clock the policy has a target for, as it stands at `now` (events after it ignored).
+
+    `policy` is the ticket's policy now. When the events record policy switches, the first one
+    recorded also governs the moments before it (the few milliseconds between `opened` and the
+    routing decision): counting them on a later policy's calendar would move a breach that
+    happened under the first policy by that much, e.g. open time on a 7-day calendar that was a
+    lunch break on the calendar in force.
+    """
+    timeline = sorted([(parse_time(e.at), e) for e in events], key=_first)
+    first_policy = next((e.policy for at, e in timeline if e.kind == "policy" and e.policy and at <= now), None)
+    if first_policy is not None:
+        policy = first_policy
     cal: Calendar = calendar or calendar_of(policy)
     targets = {m: int(policy[m]) for m in METRIC_ORDER if policy.get(m)}
     pause_on = set(policy.get("pause_on", ()))
@@ -99,7 +110,7 @@ def sla_state(
             c.active, c.done = False, True
 
     # each time parsed once; the sort is stable, so events at the same instant keep their order
-    for at, ev in sorted([(parse_time(e.at), e) for e in events], key=_first):
+    for at, ev in timeline:
         if at > now:
             break
         advance(at)

@@ -71,3 +71,26 @@ def test_next_deadline_is_earliest_running_due_and_none_when_paused():
 def test_events_after_now_are_ignored_so_the_past_can_be_recomputed():
     ev = [SlaEvent("opened", at(0)), SlaEvent("first_response", at(30))]
     assert clocks(ev, 20)["first_response"].state == "running"
+
+
+def test_moments_before_the_first_policy_count_on_that_policy_not_a_later_one():
+    # Found by CI: a ticket opened 12 ms before lunch on a 7-day calendar that the routing put on
+    # a Mon-Fri calendar with a lunch break; escalation later moved it to the 7-day policy. Its
+    # breach must stay where the first policy put it (13:00 + 4h), not 12 ms earlier.
+    office = {"name": "office", "tz": "Asia/Shanghai", "holidays": [],
+              "hours": {d: [["09:00", "12:00"], ["13:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}}
+    week = {"name": "week", "tz": "Asia/Shanghai", "holidays": [],
+            "hours": {d: [["09:00", "21:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+    first = {"first_response": 4 * 3600, "calendar": office}
+    later = {"first_response": 3600, "calendar": week}
+    lunch = datetime(2026, 11, 23, 4, 0, tzinfo=timezone.utc)  # Monday 12:00 in Shanghai
+    events = [
+        SlaEvent("opened", (lunch - timedelta(milliseconds=12)).isoformat()),
+        SlaEvent("policy", (lunch + timedelta(milliseconds=1)).isoformat(), policy=first),
+        SlaEvent("policy", datetime(2026, 11, 23, 9, 0, 1, tzinfo=timezone.utc).isoformat(), policy=later),
+    ]
+    due = datetime(2026, 11, 23, 8, 59, 59, 988000, tzinfo=timezone.utc)  # 17:00 less the 12 ms before lunch
+    before = {c.metric: c for c in sla_state(events[:2], first, lunch + timedelta(minutes=5))}
+    assert before["first_response"].due == due.isoformat()
+    after = {c.metric: c for c in sla_state(events, later, datetime(2026, 11, 23, 10, tzinfo=timezone.utc))}
+    assert after["first_response"].state == "breached" and after["first_response"].breached_at == due.isoformat()
