@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from engine import searchattrs as sa
 from engine import tickets
+from engine.calendar import calendar_from_dict
 from engine.intake import parse_event
 from engine.models import AgentReply, CustomerMessage, ReopenCommand, ResolveCommand, SurveyAnswer, TicketState
+from engine.ruleset import load_ruleset
+from engine.ruleset.calendars import policies_with_calendars
 from engine.workflows import TicketWorkflow
 
 
@@ -155,13 +159,27 @@ async def test_reopen_before_survey_cancels_it_and_one_survey_per_resolution(wor
 
 async def test_sla_breach_fires_on_an_exact_timer(worker_env):
     env, settings = worker_env
+    # Open it in the lunch break of p3-normal's calendar (cn-business), on a working day: the
+    # first response is due at 13:00 + 4h. At the breach, escalation moves the ticket to a policy
+    # on the 7-day cn-extended calendar, open at lunch; the breach must stay where the policy in
+    # force put it. (CI once ran this at lunch by chance and caught the clock counting the
+    # milliseconds before routing on the later calendar.)
+    office = policies_with_calendars(load_ruleset(settings.rules_dir))["p3-normal"]["calendar"]
+    cal = calendar_from_dict(office)
+    zone = ZoneInfo(office["tz"])
+    day = (await env.get_current_time()).astimezone(zone).date() + timedelta(days=1)
+    while not cal.is_open(datetime.combine(day, time(13, 30), zone)):
+        day += timedelta(days=1)
+    await env.sleep(datetime.combine(day, time(12, 0, 30), zone) - await env.get_current_time())
     ticket_id, st = await open_ticket(env, settings)
     first = next(c for c in st.sla if c.metric == "first_response")
-    due = datetime.fromisoformat(first.due)  # in business time, so compute the wait from `due`
+    assert st.sla_policy == "p3-normal" and first.due == datetime.combine(day, time(17), zone).astimezone(timezone.utc).isoformat()
+    due = datetime.fromisoformat(first.due)
     await env.sleep(due - await env.get_current_time() + timedelta(seconds=60))
     st = await tickets.state(env.client, ticket_id)
     clock = next(c for c in st.sla if c.metric == "first_response")
     assert clock.state == "breached" and clock.breached_at == first.due
+    assert st.sla_targets["calendar"]["name"] != office["name"]  # the policy did change at the breach
     desc = await tickets.handle(env.client, ticket_id).describe()
     assert desc.typed_search_attributes.get(sa.SLA_BREACHED) is True
     assert any("first_response breach" in m.body for m in st.messages)
