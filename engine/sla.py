@@ -63,6 +63,7 @@ def sla_state(
     policy: dict[str, Any],
     now: datetime,
     calendar: Calendar | None = None,
+    legacy: bool = False,
 ) -> list[SlaClock]:
     """Every clock the policy has a target for, as it stands at `now` (events after it ignored).
 
@@ -71,11 +72,24 @@ def sla_state(
     routing decision): counting them on a later policy's calendar would move a breach that
     happened under the first policy by that much, e.g. open time on a 7-day calendar that was a
     lunch break on the calendar in force.
+
+    A clock whose elapsed time reaches its target exactly at `now` is breached at `now`: the
+    workflow's timer fires at that instant and acts on the breach (`reached`), so the state says
+    so too. An event at that same instant that stops the clock (a reply at the deadline) is in
+    time: only running past the target breaches it then.
+
+    Whole seconds: elapsed is truncated and remaining is the target less that, so the two always
+    add up to the target.
+
+    `legacy=True` is how workflows before the `sla-first-policy-v5` patch counted (`policy`
+    governs the moments before the first switch; reaching the target exactly is not yet a
+    breach; remaining truncated on its own), which the replay of their histories must keep.
     """
     timeline = sorted([(parse_time(e.at), e) for e in events], key=_first)
-    first_policy = next((e.policy for at, e in timeline if e.kind == "policy" and e.policy and at <= now), None)
-    if first_policy is not None:
-        policy = first_policy
+    if not legacy:
+        first_policy = next((e.policy for at, e in timeline if e.kind == "policy" and e.policy and at <= now), None)
+        if first_policy is not None:
+            policy = first_policy
     cal: Calendar = calendar or calendar_of(policy)
     targets = {m: int(policy[m]) for m in METRIC_ORDER if policy.get(m)}
     pause_on = set(policy.get("pause_on", ()))
@@ -85,7 +99,8 @@ def sla_state(
     resolved = False
     last: datetime | None = None
 
-    def advance(until: datetime) -> None:
+    def advance(until: datetime, reaching: bool = False) -> None:
+        """Count business time up to `until`; `reaching`: reaching a target exactly breaches it."""
         if last is None or until <= last or paused:
             return
         span = cal.business_seconds(last, until)
@@ -93,7 +108,7 @@ def sla_state(
             if not clock.active or metric not in targets:
                 continue
             target = targets[metric]
-            if clock.breached_at is None and clock.elapsed + span > target:
+            if clock.breached_at is None and (clock.elapsed + span > target or reaching and clock.elapsed + span >= target):
                 clock.breached_at = cal.add_business_seconds(last, max(0.0, target - clock.elapsed))
             clock.elapsed += span
 
@@ -158,7 +173,11 @@ def sla_state(
                     clock.elapsed, clock.breached_at = 0.0, None
                 elif metric in targets and clock.breached_at is None and clock.elapsed > targets[metric]:
                     clock.breached_at = at  # a shorter target already passed: late from the switch on
-    advance(now)
+    advance(now, reaching=not legacy)
+    if not legacy and last is not None and now == last and not paused:
+        for metric, clock in clocks.items():  # an event at `now` left a clock exactly at its target
+            if clock.active and metric in targets and clock.breached_at is None and clock.elapsed >= targets[metric]:
+                clock.breached_at = now
 
     out: list[SlaClock] = []
     for metric in METRIC_ORDER:
@@ -185,7 +204,8 @@ def sla_state(
                 state=state,
                 due=due,
                 elapsed_seconds=int(clock.elapsed),
-                remaining_seconds=int(remaining),
+                # elapsed + remaining = target on screen; truncating both (legacy) could lose a second
+                remaining_seconds=int(remaining) if legacy else target - int(clock.elapsed),
                 target_seconds=target,
                 breached_at=clock.breached_at.isoformat() if clock.breached_at else None,
                 cycle=clock.cycle,
@@ -254,9 +274,9 @@ def next_deadline(clocks: Iterable[SlaClock]) -> datetime | None:
     return min(dues) if dues else None
 
 
-def clocks_at(state: TicketState, now: datetime) -> list[SlaClock]:
+def clocks_at(state: TicketState, now: datetime, legacy: bool = False) -> list[SlaClock]:
     """A ticket's clocks at `now`; `show` calls this with the real time, since a query only knows
     the time of the workflow's last task."""
     if not state.sla_targets:
         return []
-    return sla_state(state.sla_events, state.sla_targets, now)
+    return sla_state(state.sla_events, state.sla_targets, now, legacy=legacy)

@@ -17,8 +17,9 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,7 +29,8 @@ from engine.audit.history import HistoryError, write_history
 from engine.audit.report import render_html
 from engine.audit.timeline import Timeline, TimelineError
 from engine.intake import parse_event
-from engine.models import AgentReply, EscalateCommand, ResolveCommand, SetPriorityCommand, SurveyAnswer
+from engine.models import AgentReply, EscalateCommand, ResolveCommand, SetPriorityCommand, SlaEvent, SurveyAnswer
+from engine.sla import sla_state
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY_DIR = ROOT / "tests" / "histories"
@@ -69,7 +71,13 @@ def check_against_result(tl: Timeline) -> None:
     recorded = [(d["group"], d["rule_id"], d["ruleset_version"], d["at"]) for d in result["decisions"]
                 if not d["rule_id"].startswith("manual:") and d["rule_id"] != "escalation"]
     read = [(e.details["group"], e.details["rule_id"], e.details["ruleset_version"], e.at.isoformat()) for e in tl.decisions]
-    assert read == recorded
+    assert [r[:3] for r in read] == [r[:3] for r in recorded]
+    # The time: the local activity's completion, which is the workflow's clock when it goes on in
+    # the same task. Now and then the SDK hands the result to the next workflow task (seen once in
+    # faq-handoff-compensated-v5, event 301: 35 ms later), and the history does not say so.
+    late = [(r, w) for r, w in zip(read, recorded) if r[3] != w[3]]
+    assert all(timedelta(0) < datetime.fromisoformat(w[3]) - datetime.fromisoformat(r[3]) < timedelta(seconds=1)
+               for r, w in late) and len(late) <= 1, late
     assert (tl.status, tl.priority, tl.team, tl.assignee, tl.sla_policy) == (
         result["status"], result["priority"], result["team"], result["assignee"], result["sla_policy"])
     assert tl.sla_targets == result["sla_targets"]
@@ -103,7 +111,7 @@ def test_timeline_of_a_committed_history(path: Path) -> None:
         for t in matched:  # the conditions that matched, each with the value it saw
             assert all({"field", "op", "expected", "actual"} <= set(leaf) for leaf in t["leaves"])
         assert len(d["why"]) == len(matched)
-    sla_policy = next(e for e in tl.decisions if e.details["group"] == "sla_policy")
+    sla_policy = [e for e in tl.decisions if e.details["group"] == "sla_policy"][-1]  # a priority change decides again
     assert tl.sla_policy == sla_policy.details["actions"]["policy"]
 
     assignment = next(e for e in tl.entries if e.kind == "assignment")
@@ -119,7 +127,7 @@ def test_timeline_of_a_committed_history(path: Path) -> None:
         assert "survey sent" not in kinds and kinds.index("resolve") < kinds.index("close")
     else:
         assert kinds.index("resolve") < kinds.index("survey sent") < kinds.index("close")
-    if name in ("surveyed", "escalated-on-hold", "faq-handoff-compensated"):
+    if name in ("surveyed", "escalated-on-hold", "faq-handoff-compensated", "lunch-breach"):
         assert "survey answered" in kinds and close.details["survey"]["score"] is not None
     elif name != "recently-surveyed":
         assert "survey expired" in kinds
@@ -133,6 +141,8 @@ def test_timeline_of_a_committed_history(path: Path) -> None:
         assert all(e.details["rule_id"] for e in escalations)
         assert tl.escalation_tier == "management"
         assert "sla breach" in kinds and "staff notice" in kinds
+    elif name == "lunch-breach":  # answered at 17:05, after one step up at the breach
+        assert [(e.details["to"], e.details["rule_id"]) for e in escalations] == [("senior", "breach-to-senior")]
     else:
         assert escalations == []
     if version == "v1":
@@ -173,6 +183,24 @@ def test_escalated_on_hold_timeline_pauses_the_clock_while_on_hold() -> None:
     assert timedelta(minutes=14, seconds=59) < first_warning.at - release.at < timedelta(minutes=15, seconds=1)
     fr = {c["metric"]: c for c in tl.clocks}["first_response"]
     assert fr["state"] == "breached" and fr["elapsed_seconds"] == 4 * 3600
+
+
+def test_lunch_breach_stays_where_the_first_policy_put_it() -> None:
+    # Opened at 12:00:30 Shanghai, in p3-normal's lunch break; escalation at the 17:00 breach moved
+    # it to p2-high, whose 7-day calendar is open at lunch. The workflow (v5) and the timeline count
+    # the milliseconds before routing on p3-normal's calendar: the breach is 17:00 sharp. Workflows
+    # before v5 counted them on the final policy's calendar, which this history shows is earlier.
+    tl = timeline_of(HISTORY_DIR / "lunch-breach-v5.json")
+    fr = next(c for c in tl.clocks if c["metric"] == "first_response")
+    breach = datetime.fromisoformat(fr["breached_at"])
+    assert breach.astimezone(ZoneInfo("Asia/Shanghai")).time() == time(17, 0)
+    assert [e.at for e in tl.entries if e.kind == "sla breach"] == [breach]
+    assert [e.details["policy"] for e in tl.entries if e.kind == "sla policy"] == ["p3-normal", "p2-high"]
+    events = [SlaEvent(**e) for e in tl.result["sla_events"]]  # as the workflow recorded them
+    assert [e.kind for e in events][:3] == ["opened", "status", "policy"]
+    old = next(c for c in sla_state(events, tl.sla_targets, breach + timedelta(hours=1), legacy=True)
+               if c.metric == "first_response")
+    assert datetime.fromisoformat(old.breached_at) < breach
 
 
 def test_the_final_result_is_not_needed(tmp_path: Path) -> None:
@@ -354,7 +382,7 @@ async def test_export_and_audit_a_ticket_from_the_server(worker_env, tmp_path: P
     path = await export_ticket(env.client, tid, tmp_path / "export")
     assert path == tmp_path / "export" / f"{tid}.json"
     tl = build_timeline(read_history(path))
-    assert tl.ticket_id == tid and tl.outcome == "completed" and tl.code_version == "v4"
+    assert tl.ticket_id == tid and tl.outcome == "completed" and tl.code_version == "v5"
     check_against_result(tl)
     change = next(e for e in tl.entries if e.kind == "priority change")
     assert (change.details["from"], change.details["to"], change.details["by"]) == (before, "P1", "lead.anna")

@@ -94,3 +94,17 @@ def test_moments_before_the_first_policy_count_on_that_policy_not_a_later_one():
     assert before["first_response"].due == due.isoformat()
     after = {c.metric: c for c in sla_state(events, later, datetime(2026, 11, 23, 10, tzinfo=timezone.utc))}
     assert after["first_response"].state == "breached" and after["first_response"].breached_at == due.isoformat()
+
+
+def test_reaching_the_target_exactly_is_a_breach_at_that_instant_but_a_reply_then_is_in_time():
+    due = T0 + timedelta(hours=1)
+    opened = [SlaEvent("opened", at(0))]
+    c = {c.metric: c for c in sla_state(opened, POLICY, due)}["first_response"]
+    assert c.state == "breached" and c.breached_at == due.isoformat() and c.remaining_seconds == 0
+    replied = opened + [SlaEvent("agent_reply", at(60))]
+    c = {c.metric: c for c in sla_state(replied, POLICY, due)}["first_response"]
+    assert c.state == "fulfilled" and c.breached_at is None
+    status = opened + [SlaEvent("status", at(60), "open")]  # an event at the deadline that does not stop it
+    assert {c.metric: c for c in sla_state(status, POLICY, due)}["first_response"].breached_at == due.isoformat()
+    # workflows before v5: not yet breached at the very instant
+    assert {c.metric: c for c in sla_state(opened, POLICY, due, legacy=True)}["first_response"].state == "running"

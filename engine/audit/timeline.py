@@ -45,6 +45,7 @@ WORKFLOW_TYPE = "TicketWorkflow"
 V2_PATCH = "sla-escalation-v2"
 V3_PATCH = "store-v3"
 V4_PATCH = "respond-v4"
+V5_PATCH = "sla-first-policy-v5"
 # Statuses a ticket leaves when it is reopened (by the reopen update, a low survey score or a
 # customer message in the reopen window).
 DONE = ("resolved", "surveying", "closed")
@@ -85,7 +86,7 @@ class Timeline:
     workflow_id: str
     run_id: str
     task_queue: str
-    code_version: str  # v1 | v2 | v3
+    code_version: str  # v1 | v2 | v3 | v4 | v5
     patches: list[str]
     outcome: str  # running | completed | failed | terminated | canceled | timed_out | continued_as_new
     status: str
@@ -244,6 +245,7 @@ class _Builder:
         self.v2 = False
         self.v3 = False
         self.v4 = False
+        self.v5 = False
         self.evaluations = 0
         # the ticket as the workflow sees it
         self.ticket_id = history.workflow_id
@@ -376,6 +378,7 @@ class _Builder:
             self.v2 = V2_PATCH in self.patches
             self.v3 = self.v2 and V3_PATCH in self.patches
             self.v4 = self.v3 and V4_PATCH in self.patches
+            self.v5 = self.v4 and V5_PATCH in self.patches
             self.add("code version", f"workflow code patch {patch!r} (runs as {self.code_version})",
                      {"patch": patch, "deprecated": (data or {}).get("deprecated", False)}, ev)
             return
@@ -765,7 +768,7 @@ class _Builder:
 
     @property
     def code_version(self) -> str:
-        return "v4" if self.v4 else "v3" if self.v3 else "v2" if self.v2 else "v1"
+        return "v5" if self.v5 else "v4" if self.v4 else "v3" if self.v3 else "v2" if self.v2 else "v1"
 
     def crossings(self, end: datetime) -> list[Entry]:
         """SLA warnings and breaches at the instant each clock crossed its threshold, found the way
@@ -786,7 +789,7 @@ class _Builder:
             stop = bounds[i + 1] if i + 1 < len(bounds) else None
             now = start
             for _ in range(10_000):
-                clocks = sla_clock.sla_state(self.sla_events, policy, now)
+                clocks = sla_clock.sla_state(self.sla_events, policy, now, legacy=not self.v5)
                 for t in sla_clock.reached(clocks, acting, fired):
                     fired.add(t.key)
                     clock = next(c for c in clocks if c.metric == t.metric)
@@ -816,7 +819,7 @@ class _Builder:
             return {**p, t.metric: float(p[t.metric]) * t.fraction} if p.get(t.metric) else p
 
         events = [dataclasses.replace(e, policy=scaled(e.policy)) if e.policy else e for e in self.sla_events]
-        clock = next((c for c in sla_clock.sla_state(events, scaled(policy), now) if c.metric == t.metric), None)
+        clock = next((c for c in sla_clock.sla_state(events, scaled(policy), now, legacy=not self.v5) if c.metric == t.metric), None)
         if clock is None or clock.breached_at is None or clock.cycle != t.cycle:
             return now
         return min(sla_clock.parse_time(clock.breached_at), now)
@@ -829,7 +832,7 @@ class _Builder:
         acting = policy if self.v2 else {**policy, "warnings": []}
         fired = {c.details["key"] for c in crossings if c.at <= start}
         best: tuple[datetime, str] | None = None
-        for c in sla_clock.sla_state(self.sla_events, policy, start):
+        for c in sla_clock.sla_state(self.sla_events, policy, start, legacy=not self.v5):
             if not c.active or c.due is None:
                 continue
             for f in sla_clock.thresholds_of(acting):
@@ -915,10 +918,10 @@ def build_timeline(history: WorkflowHistory, at: datetime | None = None) -> Time
     for seq, entry in enumerate(entries, 1):
         entry.seq = seq
         targets = b.targets_at(entry.at)
-        entry.clocks = _clock_dicts(sla_clock.sla_state(b.sla_events, targets, entry.at)) if targets else []
+        entry.clocks = _clock_dicts(sla_clock.sla_state(b.sla_events, targets, entry.at, legacy=not b.v5)) if targets else []
 
     final_targets = b.targets_at(as_of)
-    clocks = _clock_dicts(sla_clock.sla_state(b.sla_events, final_targets, as_of)) if final_targets else []
+    clocks = _clock_dicts(sla_clock.sla_state(b.sla_events, final_targets, as_of, legacy=not b.v5)) if final_targets else []
     return Timeline(
         ticket_id=b.ticket_id,
         workflow_id=history.workflow_id,

@@ -92,6 +92,9 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
         self._assigned_at = ""
         # respond-v4: templates, connectors, FAQ bot, progress updates, auto-close, aftercare
         self._v4 = False
+        # sla-first-policy-v5: the first SLA policy also counts the moments before routing chose it;
+        # reaching a target exactly is a breach at that instant
+        self._v5 = False
         self._last_update_at = ""  # last message that kept the customer informed
         self._progress_sent = 0
         self._pending_since = ""  # when the ticket last started waiting on the customer
@@ -119,6 +122,12 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
         # v4: templates and connectors, FAQ bot, progress updates, rule-driven survey with recovery,
         # auto-close, the reopen window and complaint handling.
         self._v4 = self._v3 and workflow.patched("respond-v4")
+        # v5: the milliseconds between arrival and routing count on the first policy's calendar,
+        # not on the calendar of whatever policy the ticket has now, and a clock that reaches its
+        # target exactly is breached at that instant (engine.sla.sla_state). Older tickets keep
+        # the old count: it can shift a threshold across a whole second, and with it whether a
+        # timer that fires finds the threshold reached.
+        self._v5 = self._v4 and workflow.patched("sla-first-policy-v5")
         self._message("customer", ev.customer.id, ev.body)
         self._stage("receive")
         self._sla("opened")
@@ -616,7 +625,7 @@ class TicketWorkflow(EscalationMixin, RespondMixin, AftercareMixin, Compensation
         return human_duration(target, lang)
 
     def _clocks(self) -> list:
-        return sla_clock.clocks_at(self._state, workflow.now())
+        return sla_clock.clocks_at(self._state, workflow.now(), legacy=not self._v5)
 
     def _rule_snapshot(self) -> dict[str, Any]:
         st, ev = self._state, self._input.event

@@ -12,12 +12,14 @@ import argparse
 import asyncio
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from temporalio.testing import WorkflowEnvironment
 
 from engine import tickets
+from engine.calendar import calendar_from_dict
 from engine.config import Settings
 from engine.devserver import find_binary
 from engine.intake import parse_event
@@ -33,6 +35,8 @@ from engine.models import (
     SetPriorityCommand,
     SurveyAnswer,
 )
+from engine.ruleset import load_ruleset
+from engine.ruleset.calendars import policies_with_calendars
 from engine.runner import running_worker
 from tests.conftest import register_search_attributes
 
@@ -158,6 +162,27 @@ async def faq_handoff_compensated(env, s):
     return tid
 
 
+async def lunch_breach(env, s):
+    """sla-first-policy-v5: opened in the lunch break of p3-normal's calendar, breached at 17:00,
+    and moved by escalation to a policy on a 7-day calendar that is open at lunch."""
+    office = policies_with_calendars(load_ruleset(s.rules_dir))["p3-normal"]["calendar"]
+    cal, zone = calendar_from_dict(office), ZoneInfo(office["tz"])
+    day = (await env.get_current_time()).astimezone(zone).date() + timedelta(days=1)
+    while not cal.is_open(datetime.combine(day, time(13, 30), zone)):
+        day += timedelta(days=1)
+    await env.sleep(datetime.combine(day, time(12, 0, 30), zone) - await env.get_current_time())
+    tid = await tickets.submit(env.client, s.task_queue, parse_event(event("email", "en", "standard", "Where is my parcel?", "My order 55310 has not arrived and tracking has not moved for four days.")))
+    await until(env, tid, "open")
+    await env.sleep(datetime.combine(day, time(17, 5), zone) - await env.get_current_time())
+    st = await tickets.state(env.client, tid)
+    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="Sorry for the wait: the courier has it, it arrives tomorrow."))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="courier delay"))
+    await env.sleep(timedelta(hours=3))
+    await until(env, tid, "surveying")
+    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=3))
+    return tid
+
+
 async def main(suffix: str) -> None:
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(find_binary("temporal-test-server")))
     await register_search_attributes(env.client)
@@ -166,7 +191,7 @@ async def main(suffix: str) -> None:
         async with running_worker(env.client, s):
             for name, scenario in (("surveyed", surveyed), ("reopened-pending", reopened_pending),
                                    ("breached-complaint", breached_complaint), ("escalated-on-hold", escalated_on_hold),
-                                   ("faq-handoff-compensated", faq_handoff_compensated)):
+                                   ("faq-handoff-compensated", faq_handoff_compensated), ("lunch-breach", lunch_breach)):
                 tid = await scenario(env, s)
                 await env.sleep(timedelta(days=31))  # past any reopen window: the workflow ends
                 history = await tickets.handle(env.client, tid).fetch_history()
