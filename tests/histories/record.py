@@ -64,6 +64,15 @@ async def until(env, tid: str, *statuses: str):
     raise RuntimeError(f"{tid} stuck in {st.status}")
 
 
+async def answer_and_survey(env, tid: str, agent: str, reply: str, score: int, **resolve) -> None:
+    """The agent replies and resolves; the survey goes out three hours later and gets `score`."""
+    await tickets.reply(env.client, tid, AgentReply(agent=agent, body=reply))
+    await tickets.resolve(env.client, tid, ResolveCommand(agent=agent, **resolve))
+    await env.sleep(timedelta(hours=3))
+    await until(env, tid, "surveying")
+    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=score))
+
+
 async def surveyed(env, s):
     tid = await tickets.submit(env.client, s.task_queue, parse_event(event("email", "en", "standard", "Charged twice", "My card was charged twice for order 77102.")))
     st = await until(env, tid, "open")
@@ -125,11 +134,7 @@ async def escalated_on_hold(env, s):
     st = await tickets.state(env.client, tid)
     if st.status == "open":  # respond-v4: the low score reopened it (service recovery)
         st = await until(env, tid, "open")
-        await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="已补发新外套并退还运费。"))
-        await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, root_cause="供应商批次开线"))
-        await env.sleep(timedelta(hours=3))
-        await until(env, tid, "surveying")
-        await tickets.survey_answer(env.client, tid, SurveyAnswer(score=4))
+        await answer_and_survey(env, tid, st.assignee, "已补发新外套并退还运费。", 4, root_cause="供应商批次开线")
     return tid
 
 
@@ -175,11 +180,7 @@ async def lunch_breach(env, s):
     await until(env, tid, "open")
     await env.sleep(datetime.combine(day, time(17, 5), zone) - await env.get_current_time())
     st = await tickets.state(env.client, tid)
-    await tickets.reply(env.client, tid, AgentReply(agent=st.assignee, body="Sorry for the wait: the courier has it, it arrives tomorrow."))
-    await tickets.resolve(env.client, tid, ResolveCommand(agent=st.assignee, note="courier delay"))
-    await env.sleep(timedelta(hours=3))
-    await until(env, tid, "surveying")
-    await tickets.survey_answer(env.client, tid, SurveyAnswer(score=3))
+    await answer_and_survey(env, tid, st.assignee, "Sorry for the wait: the courier has it, it arrives tomorrow.", 3, note="courier delay")
     return tid
 
 
