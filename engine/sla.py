@@ -78,12 +78,15 @@ def sla_state(
     so too. An event at that same instant that stops the clock (a reply at the deadline) is in
     time: only running past the target breaches it then.
 
-    Whole seconds: elapsed is truncated and remaining is the target less that, so the two always
-    add up to the target.
+    Time is counted in whole microseconds, so a clock lands on its target exactly: in float
+    seconds, 9479.866999 + 1320.133001 falls short of 10800 and a timer firing at the due instant
+    would find the clock a hair under its target. Shown in whole seconds: elapsed truncated, and
+    remaining the target less that, so the two always add up to the target.
 
     `legacy=True` is how workflows before the `sla-first-policy-v5` patch counted (`policy`
-    governs the moments before the first switch; reaching the target exactly is not yet a
-    breach; remaining truncated on its own), which the replay of their histories must keep.
+    governs the moments before the first switch; float seconds; reaching the target exactly is
+    not yet a breach; remaining truncated on its own), which the replay of their histories must
+    keep.
     """
     timeline = sorted([(parse_time(e.at), e) for e in events], key=_first)
     if not legacy:
@@ -91,7 +94,19 @@ def sla_state(
         if first_policy is not None:
             policy = first_policy
     cal: Calendar = calendar or calendar_of(policy)
-    targets = {m: int(policy[m]) for m in METRIC_ORDER if policy.get(m)}
+    # legacy: elapsed and targets in float / int seconds; else integer microseconds
+    unit = 1 if legacy else 1_000_000
+
+    def targets_of(p: dict[str, Any]) -> dict[str, int]:
+        if legacy:
+            return {m: int(p[m]) for m in METRIC_ORDER if p.get(m)}
+        return {m: round(float(p[m]) * unit) for m in METRIC_ORDER if p.get(m)}
+
+    def span_of(start: datetime, end: datetime) -> float:
+        span = cal.business_seconds(start, end)
+        return span if legacy else round(span * unit)
+
+    targets = targets_of(policy)
     pause_on = set(policy.get("pause_on", ()))
     clocks = {m: _Clock() for m in METRIC_ORDER}
     paused = False
@@ -103,20 +118,20 @@ def sla_state(
         """Count business time up to `until`; `reaching`: reaching a target exactly breaches it."""
         if last is None or until <= last or paused:
             return
-        span = cal.business_seconds(last, until)
+        span = span_of(last, until)
         for metric, clock in clocks.items():
             if not clock.active or metric not in targets:
                 continue
             target = targets[metric]
             if clock.breached_at is None and (clock.elapsed + span > target or reaching and clock.elapsed + span >= target):
-                clock.breached_at = cal.add_business_seconds(last, max(0.0, target - clock.elapsed))
+                clock.breached_at = cal.add_business_seconds(last, max(0.0, (target - clock.elapsed) / unit))
             clock.elapsed += span
 
     def start(metric: str, fresh: bool) -> None:
         c = clocks[metric]
         if fresh or not c.started:
             c.cycle += 1 if c.started else 0
-            c.elapsed, c.breached_at = 0.0, None
+            c.elapsed, c.breached_at = 0, None
         c.active, c.done, c.started = True, False, True
 
     def stop(metric: str) -> None:
@@ -162,7 +177,7 @@ def sla_state(
         elif kind == "policy" and ev.policy:
             policy = ev.policy
             restart = policy.get("on_change") == "restart"
-            targets = {m: int(policy[m]) for m in METRIC_ORDER if policy.get(m)}
+            targets = targets_of(policy)
             pause_on = set(policy.get("pause_on", ()))
             cal = calendar or calendar_of(policy)
             paused = status in pause_on
@@ -170,7 +185,7 @@ def sla_state(
                 if not clock.active:
                     continue
                 if restart:
-                    clock.elapsed, clock.breached_at = 0.0, None
+                    clock.elapsed, clock.breached_at = 0, None
                 elif metric in targets and clock.breached_at is None and clock.elapsed > targets[metric]:
                     clock.breached_at = at  # a shorter target already passed: late from the switch on
     advance(now, reaching=not legacy)
@@ -184,7 +199,8 @@ def sla_state(
         if metric not in targets:
             continue
         clock, target = clocks[metric], targets[metric]
-        remaining = target - clock.elapsed
+        remaining = (target - clock.elapsed) / unit  # seconds
+        elapsed_seconds, target_seconds = int(clock.elapsed // unit), int(target // unit)
         if not clock.started:
             state = "pending"
         elif clock.breached_at is not None:
@@ -203,10 +219,10 @@ def sla_state(
                 metric=metric,
                 state=state,
                 due=due,
-                elapsed_seconds=int(clock.elapsed),
+                elapsed_seconds=elapsed_seconds,
                 # elapsed + remaining = target on screen; truncating both (legacy) could lose a second
-                remaining_seconds=int(remaining) if legacy else target - int(clock.elapsed),
-                target_seconds=target,
+                remaining_seconds=int(remaining) if legacy else target_seconds - elapsed_seconds,
+                target_seconds=target_seconds,
                 breached_at=clock.breached_at.isoformat() if clock.breached_at else None,
                 cycle=clock.cycle,
                 active=clock.active,

@@ -26,7 +26,8 @@ NEW_YORK = BusinessCalendar(tz="America/New_York", name="ny",
 
 
 def policy(first_response: int, calendar: BusinessCalendar | None, restart: bool = False) -> dict:
-    p: dict = {"first_response": first_response, "resolution": 10 * first_response}
+    p: dict = {"first_response": first_response, "resolution": 10 * first_response,
+               "next_reply": 2 * first_response, "periodic_update": 3 * first_response}
     if calendar is not None:
         p["calendar"] = calendar.to_dict()
     if restart:
@@ -42,26 +43,30 @@ gaps = st.integers(min_value=0, max_value=6 * 3600 * 1000).map(lambda ms: timede
 
 @st.composite
 def tickets(draw) -> tuple[list[SlaEvent], dict]:
-    """Arrival, routing a few ms later, then pauses, resumes and policy switches."""
+    """Arrival, routing a few ms later, then replies, messages, pauses, resumes, resolutions,
+    reopens and policy switches."""
     at = draw(instants)
     first = draw(policies)
     events = [SlaEvent("opened", at.isoformat())]
     at += timedelta(milliseconds=draw(st.integers(min_value=0, max_value=80)))
     events.append(SlaEvent("policy", at.isoformat(), policy=first))
     current = first
-    for _ in range(draw(st.integers(min_value=0, max_value=4))):
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
         at += draw(gaps)
-        kind = draw(st.sampled_from(["pause", "resume", "policy"]))
+        kind = draw(st.sampled_from(["pause", "resume", "policy", "agent_reply", "customer_message",
+                                     "progress_update", "resolved", "reopened"]))
         if kind == "policy":
             current = draw(policies)
             events.append(SlaEvent("policy", at.isoformat(), policy=current))
-        else:
+        elif kind in ("pause", "resume"):
             events.append(SlaEvent("status", at.isoformat(), "pending_customer" if kind == "pause" else "open"))
+        else:
+            events.append(SlaEvent(kind, at.isoformat()))
     return events, current
 
 
-def first_response(events: list[SlaEvent], current: dict, now: datetime):
-    return next(c for c in sla_state(events, current, now) if c.metric == "first_response")
+def clocks(events: list[SlaEvent], current: dict, now: datetime) -> dict:
+    return {c.metric: c for c in sla_state(events, current, now)}
 
 
 @settings(max_examples=400, deadline=None)
@@ -69,15 +74,14 @@ def first_response(events: list[SlaEvent], current: dict, now: datetime):
 def test_a_running_clock_breaches_exactly_when_it_said_it_would(ticket, wait):
     events, current = ticket
     last = datetime.fromisoformat(events[-1].at)
-    seen = first_response(events, current, last + wait)
-    if seen.state != "running":
-        return
-    due = datetime.fromisoformat(seen.due)
-    assert first_response(events, current, due - timedelta(microseconds=1)).state == "running"
-    at_due = first_response(events, current, due)
-    assert at_due.state == "breached" and at_due.breached_at == seen.due
-    later = first_response(events, current, due + timedelta(days=3))
-    assert later.breached_at == seen.due
+    for metric, seen in clocks(events, current, last + wait).items():
+        if seen.state != "running":
+            continue
+        due = datetime.fromisoformat(seen.due)
+        assert clocks(events, current, due - timedelta(microseconds=1))[metric].state == "running", metric
+        at_due = clocks(events, current, due)[metric]
+        assert at_due.state == "breached" and at_due.breached_at == seen.due, metric
+        assert clocks(events, current, due + timedelta(days=3))[metric].breached_at == seen.due, metric
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,8 +89,8 @@ def test_a_running_clock_breaches_exactly_when_it_said_it_would(ticket, wait):
 def test_elapsed_only_grows_and_adds_up_with_remaining_to_the_target(ticket, a, b):
     events, current = ticket
     last = datetime.fromisoformat(events[-1].at)
-    early = first_response(events, current, last + a)
-    late = first_response(events, current, last + a + b)
-    assert early.elapsed_seconds <= late.elapsed_seconds
-    for c in (early, late):
-        assert c.elapsed_seconds + c.remaining_seconds == c.target_seconds
+    early, late = clocks(events, current, last + a), clocks(events, current, last + a + b)
+    for metric, c in early.items():
+        assert c.elapsed_seconds <= late[metric].elapsed_seconds, metric
+        for clock in (c, late[metric]):
+            assert clock.elapsed_seconds + clock.remaining_seconds == clock.target_seconds, metric
