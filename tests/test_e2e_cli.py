@@ -112,10 +112,12 @@ class Dev:
 def dev(tmp_path: Path):
     find_binary("temporal")  # fails with the install hint if the server binary is missing
     d = Dev(tmp_path)
-    d.start()
-    yield d
-    if d.proc and d.proc.poll() is None:
-        d.stop()
+    try:
+        d.start()
+        yield d
+    finally:  # also when start() itself failed: a dev server left running holds its ports
+        if d.proc and d.proc.poll() is None:
+            d.stop()
 
 
 def test_ticket_to_closed_through_the_cli(dev: Dev) -> None:
