@@ -1,7 +1,7 @@
 """Replay and backtest over many exported histories, against the SDK's plain replayer.
 
 The histories: N files in Temporal's JSON format, as `ticketflow export` writes them, built by
-cycling the committed tests/histories/*.json (v1-v4 tickets: surveyed, reopened, breached,
+cycling the committed tests/histories/*.json (v1-v5 tickets: surveyed, reopened, breached,
 escalated, on hold, FAQ hand-off). N is 1,000; `-n` changes it.
 
 Replay, on the same files (`--quick`: as many as there are committed histories, one of each):
@@ -187,7 +187,7 @@ def main() -> None:
         "targets": {"replay_ratio": 0.9, "backtest_warm_tickets_per_s": 20000},
     }
     f = figures
-    print(f"replay bench: {r} of {n} exported histories (cycled from tests/histories, v1-v4 tickets), "
+    print(f"replay bench: {r} of {n} exported histories (cycled from tests/histories, v1-v5 tickets), "
           f"{f['repeats']} alternating back-to-back runs per chunk, after a warm-up")
     print(f"  SDK replay, histories parsed beforehand  {f['sdk_replay_preparsed_per_s']:>9,.2f} histories/s  ({rp['preparsed']:.2f} s, one run; not the baseline)")
     print(f"  SDK replay of the files (baseline)       {f['sdk_replay_per_s']:>9,.2f} histories/s  ({rp['baseline']:.2f} s)")
