@@ -115,8 +115,9 @@ def sla_state(
     last: datetime | None = None
 
     def advance(until: datetime, reaching: bool = False) -> None:
-        """Count business time up to `until`; `reaching`: reaching a target exactly breaches it."""
-        if last is None or until <= last or paused:
+        """Count business time up to `until`; `reaching`: reaching a target exactly breaches it
+        (also with no time to count, when an event at `until` left a clock at its target)."""
+        if last is None or until < last or (until == last and not reaching) or paused:
             return
         span = span_of(last, until)
         for metric, clock in clocks.items():
@@ -189,10 +190,6 @@ def sla_state(
                 elif metric in targets and clock.breached_at is None and clock.elapsed > targets[metric]:
                     clock.breached_at = at  # a shorter target already passed: late from the switch on
     advance(now, reaching=not legacy)
-    if not legacy and last is not None and now == last and not paused:
-        for metric, clock in clocks.items():  # an event at `now` left a clock exactly at its target
-            if clock.active and metric in targets and clock.breached_at is None and clock.elapsed >= targets[metric]:
-                clock.breached_at = now
 
     out: list[SlaClock] = []
     for metric in METRIC_ORDER:

@@ -38,7 +38,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 
 from engine import sla as sla_clock
-from engine.models import SlaEvent
+from engine.models import SlaClock, SlaEvent
 from engine.workflows.escalation import PRIORITY_UP, TIERS
 
 WORKFLOW_TYPE = "TicketWorkflow"
@@ -303,6 +303,10 @@ class _Builder:
             if since <= at:
                 found = targets
         return found
+
+    def clocks_at(self, policy: dict[str, Any], now: datetime, events: list[SlaEvent] | None = None) -> list[SlaClock]:
+        """The pure SLA clock over this ticket's events, counted as its own code version did."""
+        return sla_clock.sla_state(self.sla_events if events is None else events, policy, now, legacy=not self.v5)
 
     # -- the walk --
 
@@ -789,7 +793,7 @@ class _Builder:
             stop = bounds[i + 1] if i + 1 < len(bounds) else None
             now = start
             for _ in range(10_000):
-                clocks = sla_clock.sla_state(self.sla_events, policy, now, legacy=not self.v5)
+                clocks = self.clocks_at(policy, now)
                 for t in sla_clock.reached(clocks, acting, fired):
                     fired.add(t.key)
                     clock = next(c for c in clocks if c.metric == t.metric)
@@ -819,7 +823,7 @@ class _Builder:
             return {**p, t.metric: float(p[t.metric]) * t.fraction} if p.get(t.metric) else p
 
         events = [dataclasses.replace(e, policy=scaled(e.policy)) if e.policy else e for e in self.sla_events]
-        clock = next((c for c in sla_clock.sla_state(events, scaled(policy), now, legacy=not self.v5) if c.metric == t.metric), None)
+        clock = next((c for c in self.clocks_at(scaled(policy), now, events) if c.metric == t.metric), None)
         if clock is None or clock.breached_at is None or clock.cycle != t.cycle:
             return now
         return min(sla_clock.parse_time(clock.breached_at), now)
@@ -832,7 +836,7 @@ class _Builder:
         acting = policy if self.v2 else {**policy, "warnings": []}
         fired = {c.details["key"] for c in crossings if c.at <= start}
         best: tuple[datetime, str] | None = None
-        for c in sla_clock.sla_state(self.sla_events, policy, start, legacy=not self.v5):
+        for c in self.clocks_at(policy, start):
             if not c.active or c.due is None:
                 continue
             for f in sla_clock.thresholds_of(acting):
@@ -918,10 +922,10 @@ def build_timeline(history: WorkflowHistory, at: datetime | None = None) -> Time
     for seq, entry in enumerate(entries, 1):
         entry.seq = seq
         targets = b.targets_at(entry.at)
-        entry.clocks = _clock_dicts(sla_clock.sla_state(b.sla_events, targets, entry.at, legacy=not b.v5)) if targets else []
+        entry.clocks = _clock_dicts(b.clocks_at(targets, entry.at)) if targets else []
 
     final_targets = b.targets_at(as_of)
-    clocks = _clock_dicts(sla_clock.sla_state(b.sla_events, final_targets, as_of, legacy=not b.v5)) if final_targets else []
+    clocks = _clock_dicts(b.clocks_at(final_targets, as_of)) if final_targets else []
     return Timeline(
         ticket_id=b.ticket_id,
         workflow_id=history.workflow_id,
