@@ -1,13 +1,13 @@
 # Quick start: `make demo` runs the engine with demo tickets; `make test` runs the tests.
 # Both create the virtualenv (.venv) with the pinned dependencies on first use.
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py engine/ruleset/_native.c | cksum | cut -d' ' -f1)
 
 .PHONY: demo dev test install postgres
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py engine/ruleset/_native.c
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	rm -f $(VENV)/.installed-*

@@ -39,14 +39,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import codegen, sentiment
+from . import codegen, native, sentiment
 from .fields import A_LIST, BOOL, ENUM, FIELDS, FOLDED_TEXT, GROUP_ACTIONS, INT, LIST, NUMBER, STRING, TEXT
+
+_log = logging.getLogger(__name__)
 
 _TRACE_TEXT_LIMIT = 120  # traces go into workflow history: keep long texts from bloating it
 
@@ -769,6 +772,20 @@ class Ruleset:
         _finish_views(views)
         self._views = views
         self._deciders: dict[tuple[str, ...], Callable[[Snapshot], tuple[GroupOutcome, ...]]] = {}
+        # Which rules match is decided by the native evaluator where it is built (native.py);
+        # the generated Python stays each plan's `source` and the fallback.
+        self._natives = None
+        if native.enabled():
+            try:
+                self._natives = native.Natives(views, fold)
+                programs = {name: self._natives.program([self._native_spec(plan)]) for name, plan in self._plans.items()}
+            except OverflowError as exc:  # beyond the C tables' fixed sizes: the generated Python has none
+                _log.warning("ruleset %s: deciding with generated Python, not the native evaluator: %s", self.version, exc)
+                self._natives = None
+            else:
+                for name, program in programs.items():
+                    self._plans[name].decide = program.index
+        self.evaluator = "python" if self._natives is None else "native"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<ruleset>") -> "Ruleset":
@@ -837,6 +854,9 @@ class Ruleset:
         does (stages.STAGES): it returns their outcomes, in order, as `decide` would one by one.
         Generated once per ruleset and tuple of groups. Raises KeyError for an unknown group."""
         found = self._deciders.get(groups)
+        if found is None and self._natives is not None:
+            found = self._natives.program([self._native_spec(self._plans[name]) for name in groups])
+            self._deciders[groups] = found
         if found is None:
             spec = []
             for name in groups:
@@ -849,6 +869,13 @@ class Ruleset:
             found, source = codegen.generate_stage(spec, self._views, _TextField, _CODEGEN_HELPERS)
             self._deciders[groups] = found
         return found
+
+    @staticmethod
+    def _native_spec(plan: _Plan) -> tuple[str, list[Mapping[str, Any] | None], Any, Any, Any]:
+        conditions = [rule.when for rule, _, _ in plan.rules]
+        if plan.first:
+            return ("first", conditions, plan.outcomes, None, None)
+        return ("all", conditions, None, plan.by_mask, plan.combination)
 
     def source(self, group: str) -> str:
         """The Python source generated for a group's decisions (codegen.py), for debugging."""

@@ -1,0 +1,840 @@
+/* The native rule evaluator: the hot path of `Ruleset.decide`, `decider` and `evaluate`.
+ *
+ * engine/ruleset/native.py flattens a ruleset's compiled conditions into tables (fields, leaves,
+ * condition nodes, groups) and hands them to `Program`; `Scanner` finds a text field's keywords.
+ * Nothing here parses rules or knows the catalog: it evaluates what the Python side built, with
+ * the same semantics as the generated Python (codegen.py) and the closures (compiler.py), which
+ * tests/test_ruleset_native.py checks on random snapshots. Anything this file cannot evaluate
+ * exactly (too many fields, keywords or rules for its fixed-size tables) is refused when the
+ * program is built, and the Python side keeps the generated code for it.
+ *
+ * Why C: a ticket's whole life is twelve groups over seven stages. In Python the reads, type
+ * checks and keyword scans cost about 40 µs per ticket; the rules language promises 150,000
+ * tickets a second (under 7 µs).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_FIELDS 128       /* fields one program reads */
+#define MAX_TEXTS 16         /* text fields one program scans */
+#define MAX_WORDS 64         /* 64-bit words of keyword bits per text field: 4096 keywords */
+#define MAX_MASK_WORDS 64    /* 64-bit words of a match-all group's mask: 4096 rules */
+
+/* A letter or digit of a script that separates words with spaces; compiler._is_word_char. */
+static inline int is_word_char(Py_UCS4 c) { return c < 0x2E80 && Py_UNICODE_ISALNUM(c); }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scanner: every keyword of one text field, as a trie walked from each position of the text. */
+
+typedef struct { Py_UCS4 ch; int32_t next; } Edge;
+
+typedef struct {
+    PyObject_HEAD
+    int32_t n_nodes;
+    int32_t *first, *count, *word;  /* per node: its edges, and the keyword ending there or -1 */
+    Edge *edges;
+    int32_t root_ascii[128];        /* the root's children by ASCII character, -1 for none */
+    int n_keywords, n_u64, always;  /* `always`: id of the empty keyword (in every text) or -1 */
+    PyObject *precomputed;          /* snapshot key of (text, folded text) or None */
+    PyObject *fold;                 /* compiler.fold, for text that is not ASCII */
+    /* the last text seen and what it gave: the groups of a stage, and the next stage, read the
+       very same string; replaced whole, with no Python code running in between */
+    PyObject *last_value, *last_folded;
+    uint64_t last_bits[MAX_WORDS];
+} Scanner;
+
+static int32_t child(const Scanner *s, int32_t node, Py_UCS4 c) {
+    if (node == 0 && c < 128) return s->root_ascii[c];
+    int32_t lo = s->first[node], hi = lo + s->count[node] - 1;
+    while (lo <= hi) {
+        int32_t mid = (lo + hi) >> 1;
+        Py_UCS4 m = s->edges[mid].ch;
+        if (m == c) return s->edges[mid].next;
+        if (m < c) lo = mid + 1; else hi = mid - 1;
+    }
+    return -1;
+}
+
+static void scan(const Scanner *s, PyObject *text, uint64_t *bits) {
+    memset(bits, 0, sizeof(uint64_t) * s->n_u64);
+    if (s->always >= 0) bits[s->always >> 6] |= (uint64_t)1 << (s->always & 63);
+    if (s->count[0] == 0) return;  /* no keywords: a field only compared whole */
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        int32_t node = child(s, 0, c);
+        if (node < 0) continue;
+        /* a keyword starting with a word character must start a word; every keyword found from
+           here starts with c, so one test decides for all of them */
+        if (i > 0 && is_word_char(c) && is_word_char(PyUnicode_READ(kind, data, i - 1))) continue;
+        Py_ssize_t j = i;
+        while (node >= 0) {
+            int32_t w = s->word[node];
+            if (w >= 0) bits[w >> 6] |= (uint64_t)1 << (w & 63);
+            if (++j >= n) break;
+            node = child(s, node, PyUnicode_READ(kind, data, j));
+        }
+    }
+}
+
+/* Scanner(keywords: sequence of folded str, precomputed: str | None, fold: callable) */
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    PyObject *keywords, *precomputed, *fold;
+    if (!PyArg_ParseTuple(args, "OOO:Scanner", &keywords, &precomputed, &fold)) return -1;
+    PyObject *seq = PySequence_Fast(keywords, "keywords must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_WORDS * 64) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_OverflowError, "%zd keywords in one field, at most %d", n, MAX_WORDS * 64);
+        return -1;
+    }
+    Py_ssize_t chars = 1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *w = PySequence_Fast_GET_ITEM(seq, k);
+        if (!PyUnicode_Check(w)) { Py_DECREF(seq); PyErr_SetString(PyExc_TypeError, "keywords must be str"); return -1; }
+        chars += PyUnicode_GET_LENGTH(w);
+    }
+    /* build with linked sibling lists, then lay every node's children out sorted */
+    int32_t *sibling = PyMem_Calloc(chars, sizeof(int32_t)), *kid = PyMem_Calloc(chars, sizeof(int32_t));
+    Py_UCS4 *label = PyMem_Calloc(chars, sizeof(Py_UCS4));
+    self->word = PyMem_Calloc(chars, sizeof(int32_t));
+    self->first = PyMem_Calloc(chars, sizeof(int32_t));
+    self->count = PyMem_Calloc(chars, sizeof(int32_t));
+    self->edges = PyMem_Calloc(chars, sizeof(Edge));
+    if (!sibling || !kid || !label || !self->word || !self->first || !self->count || !self->edges) {
+        PyMem_Free(sibling); PyMem_Free(kid); PyMem_Free(label); Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    int32_t nodes = 1;
+    kid[0] = -1; self->word[0] = -1;
+    self->always = -1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *w = PySequence_Fast_GET_ITEM(seq, k);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(w);
+        if (len == 0) { self->always = (int)k; continue; }
+        int32_t node = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            Py_UCS4 c = PyUnicode_READ_CHAR(w, i);
+            int32_t at = kid[node];
+            while (at >= 0 && label[at] != c) at = sibling[at];
+            if (at < 0) {
+                at = nodes++;
+                label[at] = c; kid[at] = -1; self->word[at] = -1;
+                sibling[at] = kid[node]; kid[node] = at;
+            }
+            node = at;
+        }
+        self->word[node] = (int32_t)k;
+    }
+    int32_t e = 0;
+    for (int32_t node = 0; node < nodes; node++) {
+        self->first[node] = e;
+        for (int32_t at = kid[node]; at >= 0; at = sibling[at]) {
+            /* insertion sort: a node has few children, the root at most a few hundred */
+            int32_t pos = e++;
+            while (pos > self->first[node] && self->edges[pos - 1].ch > label[at]) {
+                self->edges[pos] = self->edges[pos - 1];
+                pos--;
+            }
+            self->edges[pos].ch = label[at];
+            self->edges[pos].next = at;
+        }
+        self->count[node] = e - self->first[node];
+    }
+    for (int c = 0; c < 128; c++) self->root_ascii[c] = -1;
+    for (int32_t i = self->first[0]; i < self->first[0] + self->count[0]; i++)
+        if (self->edges[i].ch < 128) self->root_ascii[self->edges[i].ch] = self->edges[i].next;
+    PyMem_Free(sibling); PyMem_Free(kid); PyMem_Free(label);
+    Py_DECREF(seq);
+    self->n_nodes = nodes;
+    self->n_keywords = (int)n;
+    self->n_u64 = (int)((n + 63) / 64);
+    if (self->n_u64 == 0) self->n_u64 = 1;
+    Py_INCREF(precomputed); self->precomputed = precomputed;
+    Py_INCREF(fold); self->fold = fold;
+    return 0;
+}
+
+static void Scanner_dealloc(Scanner *self) {
+    PyMem_Free(self->first); PyMem_Free(self->count); PyMem_Free(self->word); PyMem_Free(self->edges);
+    Py_XDECREF(self->precomputed); Py_XDECREF(self->fold);
+    Py_XDECREF(self->last_value); Py_XDECREF(self->last_folded);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* compiler.fold: ASCII is lowered here; anything else goes to the Python function (NFKC). */
+static PyObject *fold_text(PyObject *value, PyObject *fold) {
+    if (PyUnicode_IS_ASCII(value)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+        const Py_UCS1 *src = PyUnicode_1BYTE_DATA(value);
+        Py_ssize_t i = 0;
+        while (i < n && !(src[i] >= 'A' && src[i] <= 'Z')) i++;
+        if (i == n) { Py_INCREF(value); return value; }
+        PyObject *out = PyUnicode_New(n, 127);
+        if (!out) return NULL;
+        Py_UCS1 *dst = PyUnicode_1BYTE_DATA(out);
+        for (i = 0; i < n; i++) dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 : src[i];
+        return out;
+    }
+    return PyObject_CallOneArg(fold, value);
+}
+
+/* Scanner.find(folded) -> tuple of keyword ids found: for tests and debugging. */
+static PyObject *Scanner_find(Scanner *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "find() needs a str"); return NULL; }
+    uint64_t bits[MAX_WORDS];
+    scan(self, text, bits);
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (int k = 0; k < self->n_keywords; k++) {
+        if (bits[k >> 6] >> (k & 63) & 1) {
+            PyObject *id = PyLong_FromLong(k);
+            if (!id || PyList_Append(out, id) < 0) { Py_XDECREF(id); Py_DECREF(out); return NULL; }
+            Py_DECREF(id);
+        }
+    }
+    PyObject *t = PyList_AsTuple(out);
+    Py_DECREF(out);
+    return t;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"find", (PyCFunction)Scanner_find, METH_O, "find(folded_text) -> ids of the keywords found"},
+    {NULL}
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine.ruleset._native.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The keywords of one text field, found in one pass over a folded text.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Program: the groups of one stage (or one group), as tables. */
+
+enum {
+    L_IS_SET, L_IS_EMPTY, L_LIST_ANY, L_LIST_ALL, L_TEXT_ANY, L_TEXT_ALL, L_TEXT_IN, L_TEXT_NOT_IN,
+    L_TEXT_STARTS, L_TEXT_MATCHES, L_BOOL_IS, L_ENUM_EQ, L_ENUM_NE, L_ENUM_IN, L_ENUM_NOT_IN,
+    L_NUM_CMP, L_NUM_BETWEEN, L_NUM_IN, L_NUM_NOT_IN, L_KINDS
+};
+enum { N_LEAF, N_ALL, N_ANY, N_NOT };
+
+typedef struct {
+    int kind, field, text, op, want;
+    PyObject *a, *b;       /* expected values: a constant, a frozenset, a prefix, a search() */
+    uint64_t *bits;        /* keyword bits of contains_any / contains_all, n_u64 of its text */
+} Leaf;
+
+typedef struct { int type, arg, start, count; } Node;
+
+typedef struct {
+    int first, n_rules;
+    int *roots;            /* per rule its condition's node, -1 for a catch-all */
+    PyObject *outcomes;    /* first: tuple, one per rule then "no match" */
+    PyObject *seen;        /* all: dict mask -> (indices, actions, outcome) */
+    PyObject *combine;     /* all: combination(mask) for a mask not yet seen */
+} Group;
+
+typedef struct {
+    PyObject_HEAD
+    int n_fields, n_texts, n_leaves, n_nodes, n_groups;
+    PyObject **fields;     /* field names */
+    int *text_field;       /* per text slot: its field */
+    Scanner **scanners;
+    Leaf *leaves;
+    Node *nodes;
+    int *kids;
+    Group *groups;
+    PyObject *fold;
+} Program;
+
+typedef struct {
+    PyObject *snap, *get;
+    PyObject *val[MAX_FIELDS];          /* strong references, NULL until read */
+    signed char text_state[MAX_TEXTS];  /* 0: not read yet, 1: text, 2: not a string */
+    PyObject *folded[MAX_TEXTS];        /* strong */
+    uint64_t bits[MAX_TEXTS][MAX_WORDS];
+} Ctx;
+
+static PyObject *value_of(Program *p, Ctx *x, int f) {
+    if (x->val[f]) return x->val[f];
+    PyObject *v;
+    if (x->get == NULL) {
+        v = PyDict_GetItemWithError(x->snap, p->fields[f]);
+        if (!v) {
+            if (PyErr_Occurred()) return NULL;
+            v = Py_None;
+        }
+        Py_INCREF(v);
+    } else {
+        v = PyObject_CallOneArg(x->get, p->fields[f]);
+        if (!v) return NULL;
+    }
+    x->val[f] = v;
+    return v;
+}
+
+/* 1: a string (folded and bits ready), 0: not a string, -1: error */
+static int load_text(Program *p, Ctx *x, int t) {
+    if (x->text_state[t]) return x->text_state[t] == 1;
+    PyObject *v = value_of(p, x, p->text_field[t]);
+    if (!v) return -1;
+    if (!PyUnicode_Check(v)) { x->text_state[t] = 2; return 0; }
+    Scanner *s = p->scanners[t];
+    if (s->last_value != NULL) {
+        int same = s->last_value == v;
+        if (!same) {
+            same = PyUnicode_Check(s->last_value) && PyUnicode_Compare(v, s->last_value) == 0;
+            if (PyErr_Occurred()) return -1;
+        }
+        if (same) {
+            x->folded[t] = s->last_folded; Py_INCREF(s->last_folded);
+            memcpy(x->bits[t], s->last_bits, sizeof(uint64_t) * s->n_u64);
+            x->text_state[t] = 1;
+            return 1;
+        }
+    }
+    PyObject *folded = NULL;
+    if (s->precomputed != Py_None) {
+        /* build_snapshot folded `text` already, as (text, folded): used while it still belongs */
+        PyObject *ready = NULL;
+        if (x->get == NULL) {
+            ready = PyDict_GetItemWithError(x->snap, s->precomputed);
+            Py_XINCREF(ready);
+        } else {
+            ready = PyObject_CallOneArg(x->get, s->precomputed);
+        }
+        if (!ready && PyErr_Occurred()) return -1;
+        if (ready && PyTuple_Check(ready) && PyTuple_GET_SIZE(ready) == 2) {
+            PyObject *of = PyTuple_GET_ITEM(ready, 0);
+            int same = of == v ? 1 : PyObject_RichCompareBool(of, v, Py_EQ);
+            if (same < 0) { Py_DECREF(ready); return -1; }
+            if (same) { folded = PyTuple_GET_ITEM(ready, 1); Py_INCREF(folded); }
+        }
+        Py_XDECREF(ready);
+    }
+    if (!folded) {
+        folded = fold_text(v, s->fold);
+        if (!folded) return -1;
+    }
+    if (!PyUnicode_Check(folded)) {
+        Py_DECREF(folded);
+        PyErr_SetString(PyExc_TypeError, "a folded text is not a str");
+        return -1;
+    }
+    scan(s, folded, x->bits[t]);
+    x->folded[t] = folded;
+    x->text_state[t] = 1;
+    /* publish to the cache: no Python code runs between these lines */
+    PyObject *old_value = s->last_value, *old_folded = s->last_folded;
+    Py_INCREF(v); Py_INCREF(folded);
+    s->last_value = v; s->last_folded = folded;
+    memcpy(s->last_bits, x->bits[t], sizeof(uint64_t) * s->n_u64);
+    Py_XDECREF(old_value); Py_XDECREF(old_folded);
+    return 1;
+}
+
+static int is_number(PyObject *v) {
+    return (PyLong_Check(v) && !PyBool_Check(v)) || PyFloat_Check(v);
+}
+
+static int compare(PyObject *v, PyObject *e, int op) {
+    if (PyLong_CheckExact(v) && PyLong_CheckExact(e)) {
+        int ov = 0, oe = 0;
+        long long a = PyLong_AsLongLongAndOverflow(v, &ov), b = PyLong_AsLongLongAndOverflow(e, &oe);
+        if (!ov && !oe) {
+            switch (op) {
+            case Py_LT: return a < b;
+            case Py_LE: return a <= b;
+            case Py_GT: return a > b;
+            case Py_GE: return a >= b;
+            case Py_EQ: return a == b;
+            default: return a != b;
+            }
+        }
+    } else if (PyFloat_CheckExact(v) && PyFloat_CheckExact(e)) {
+        double a = PyFloat_AS_DOUBLE(v), b = PyFloat_AS_DOUBLE(e);
+        switch (op) {
+        case Py_LT: return a < b;
+        case Py_LE: return a <= b;
+        case Py_GT: return a > b;
+        case Py_GE: return a >= b;
+        case Py_EQ: return a == b;
+        default: return a != b;
+        }
+    }
+    return PyObject_RichCompareBool(v, e, op);
+}
+
+/* compiler._is_empty */
+static int is_empty(PyObject *v) {
+    if (v == Py_None) return 1;
+    if (PyUnicode_Check(v)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(v, i))) return 0;
+        return 1;
+    }
+    if (PyList_Check(v) || PyTuple_Check(v) || PyDict_Check(v)) {
+        Py_ssize_t n = PyObject_Length(v);
+        return n < 0 ? -1 : n == 0;
+    }
+    return 0;
+}
+
+/* list fields: contains_any / contains_all of folded needles among the folded string items */
+static int list_test(Program *p, PyObject *v, PyObject *needles, int all) {
+    if (!PyList_Check(v) && !PyTuple_Check(v)) return 0;
+    PyObject *items = PySet_New(NULL);
+    if (!items) return -1;
+    PyObject *seq = PySequence_Fast(v, "a list");
+    if (!seq) { Py_DECREF(items); return -1; }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyUnicode_Check(item)) continue;
+        PyObject *folded = fold_text(item, p->fold);
+        if (!folded || PySet_Add(items, folded) < 0) { Py_XDECREF(folded); Py_DECREF(seq); Py_DECREF(items); return -1; }
+        Py_DECREF(folded);
+    }
+    Py_DECREF(seq);
+    int result;
+    if (all) {
+        PyObject *sub = PyObject_RichCompare(needles, items, Py_LE);
+        result = sub ? PyObject_IsTrue(sub) : -1;
+        Py_XDECREF(sub);
+    } else {
+        PyObject *disjoint = PyObject_CallMethod(needles, "isdisjoint", "O", items);
+        result = disjoint ? !PyObject_IsTrue(disjoint) : -1;
+        Py_XDECREF(disjoint);
+    }
+    Py_DECREF(items);
+    return result;
+}
+
+static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
+    PyObject *v;
+    int r;
+    switch (l->kind) {
+    case L_TEXT_ANY: case L_TEXT_ALL: case L_TEXT_IN: case L_TEXT_NOT_IN: case L_TEXT_STARTS: case L_TEXT_MATCHES: {
+        r = load_text(p, x, l->text);
+        if (r <= 0) return r;  /* a value that is not a string fails every text test */
+        int n = p->scanners[l->text]->n_u64;
+        const uint64_t *have = x->bits[l->text];
+        PyObject *folded = x->folded[l->text];
+        switch (l->kind) {
+        case L_TEXT_ANY:
+            for (int i = 0; i < n; i++) if (have[i] & l->bits[i]) return 1;
+            return 0;
+        case L_TEXT_ALL:
+            for (int i = 0; i < n; i++) if ((have[i] & l->bits[i]) != l->bits[i]) return 0;
+            return 1;
+        case L_TEXT_IN:
+            return PySet_Contains(l->a, folded);
+        case L_TEXT_NOT_IN:
+            r = PySet_Contains(l->a, folded);
+            return r < 0 ? r : !r;
+        case L_TEXT_STARTS: {
+            Py_ssize_t start = 0, len = PyUnicode_GET_LENGTH(folded);
+            while (start < len && Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(folded, start))) start++;
+            return (int)PyUnicode_Tailmatch(folded, l->a, start, PY_SSIZE_T_MAX, -1);
+        }
+        default: {
+            PyObject *m = PyObject_CallOneArg(l->a, folded);
+            if (!m) return -1;
+            r = m != Py_None;
+            Py_DECREF(m);
+            return r;
+        }
+        }
+    }
+    default:
+        break;
+    }
+    v = value_of(p, x, l->field);
+    if (!v) return -1;
+    switch (l->kind) {
+    case L_IS_SET: return (v != Py_None) == l->want;
+    case L_IS_EMPTY:
+        r = is_empty(v);
+        return r < 0 ? r : r == l->want;
+    case L_LIST_ANY: return list_test(p, v, l->a, 0);
+    case L_LIST_ALL: return list_test(p, v, l->a, 1);
+    case L_BOOL_IS: return v == l->a;
+    case L_ENUM_EQ: return PyObject_RichCompareBool(v, l->a, Py_EQ);
+    case L_ENUM_NE:
+        if (!PyUnicode_Check(v)) return 0;
+        return PyObject_RichCompareBool(v, l->a, Py_NE);
+    case L_ENUM_IN:
+        if (!PyUnicode_Check(v)) return 0;
+        return PySet_Contains(l->a, v);
+    case L_ENUM_NOT_IN:
+        if (!PyUnicode_Check(v)) return 0;
+        r = PySet_Contains(l->a, v);
+        return r < 0 ? r : !r;
+    case L_NUM_CMP:
+        if (!is_number(v)) return 0;
+        return compare(v, l->a, l->op);
+    case L_NUM_BETWEEN:
+        if (!is_number(v)) return 0;
+        r = compare(l->a, v, Py_LE);
+        if (r <= 0) return r;
+        return compare(v, l->b, Py_LE);
+    case L_NUM_IN:
+        if (!is_number(v)) return 0;
+        return PySet_Contains(l->a, v);
+    case L_NUM_NOT_IN:
+        if (!is_number(v)) return 0;
+        r = PySet_Contains(l->a, v);
+        return r < 0 ? r : !r;
+    }
+    PyErr_SetString(PyExc_SystemError, "unknown leaf kind");
+    return -1;
+}
+
+static int eval_node(Program *p, Ctx *x, int at) {
+    const Node *n = &p->nodes[at];
+    int r;
+    switch (n->type) {
+    case N_LEAF: return eval_leaf(p, x, &p->leaves[n->arg]);
+    case N_ALL:
+        for (int i = 0; i < n->count; i++) {
+            r = eval_node(p, x, p->kids[n->start + i]);
+            if (r <= 0) return r;
+        }
+        return 1;
+    case N_ANY:
+        for (int i = 0; i < n->count; i++) {
+            r = eval_node(p, x, p->kids[n->start + i]);
+            if (r != 0) return r;
+        }
+        return 0;
+    default:
+        r = eval_node(p, x, n->arg);
+        return r < 0 ? r : !r;
+    }
+}
+
+static void ctx_clear(Program *p, Ctx *x) {
+    for (int f = 0; f < p->n_fields; f++) Py_XDECREF(x->val[f]);
+    for (int t = 0; t < p->n_texts; t++) if (x->text_state[t] == 1) Py_DECREF(x->folded[t]);
+    Py_XDECREF(x->get);
+}
+
+static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
+    x->snap = snap;
+    x->get = NULL;
+    memset(x->val, 0, sizeof(PyObject *) * p->n_fields);
+    memset(x->text_state, 0, sizeof(x->text_state));
+    if (!PyDict_CheckExact(snap)) {  /* any other Mapping: read it through its own get() */
+        x->get = PyObject_GetAttrString(snap, "get");
+        if (!x->get) return -1;
+    }
+    return 0;
+}
+
+/* first group: index of the matching rule or -1; all group: the mask of matches in `mask`.
+   Returns 0, or -1 on error. */
+static int run_group(Program *p, Ctx *x, const Group *g, Py_ssize_t *index, uint64_t *mask) {
+    if (g->first) {
+        for (int i = 0; i < g->n_rules; i++) {
+            int r = g->roots[i] < 0 ? 1 : eval_node(p, x, g->roots[i]);
+            if (r < 0) return -1;
+            if (r) { *index = i; return 0; }
+        }
+        *index = -1;
+        return 0;
+    }
+    memset(mask, 0, sizeof(uint64_t) * ((g->n_rules + 63) / 64 + 1));
+    for (int i = 0; i < g->n_rules; i++) {
+        int r = g->roots[i] < 0 ? 1 : eval_node(p, x, g->roots[i]);
+        if (r < 0) return -1;
+        if (r) mask[i >> 6] |= (uint64_t)1 << (i & 63);
+    }
+    return 0;
+}
+
+static PyObject *mask_int(const Group *g, const uint64_t *mask) {
+    int words = (g->n_rules + 63) / 64;
+    if (words <= 1) return PyLong_FromUnsignedLongLong(words ? mask[0] : 0);
+    unsigned char bytes[MAX_MASK_WORDS * 8];
+    for (int w = 0; w < words; w++)
+        for (int b = 0; b < 8; b++) bytes[w * 8 + b] = (unsigned char)(mask[w] >> (8 * b));
+    return _PyLong_FromByteArray(bytes, (size_t)words * 8, 1, 0);
+}
+
+static PyObject *group_outcome(const Group *g, Py_ssize_t index, const uint64_t *mask) {
+    if (g->first) {
+        Py_ssize_t n = PyTuple_GET_SIZE(g->outcomes);
+        PyObject *o = PyTuple_GET_ITEM(g->outcomes, index < 0 ? n - 1 : index);
+        Py_INCREF(o);
+        return o;
+    }
+    PyObject *key = mask_int(g, mask);
+    if (!key) return NULL;
+    PyObject *found = PyDict_GetItemWithError(g->seen, key);  /* (indices, actions, outcome) */
+    if (found) {
+        Py_DECREF(key);
+        PyObject *o = PyTuple_GET_ITEM(found, 2);
+        Py_INCREF(o);
+        return o;
+    }
+    if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
+    found = PyObject_CallOneArg(g->combine, key);
+    Py_DECREF(key);
+    if (!found) return NULL;
+    if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3) {
+        Py_DECREF(found);
+        PyErr_SetString(PyExc_TypeError, "combination() must return (indices, actions, outcome)");
+        return NULL;
+    }
+    PyObject *o = PyTuple_GET_ITEM(found, 2);
+    Py_INCREF(o);
+    Py_DECREF(found);
+    return o;
+}
+
+/* program(snapshot) -> tuple of the groups' outcomes, in order */
+static PyObject *Program_call(Program *p, PyObject *args, PyObject *kwds) {
+    PyObject *snap;
+    if (!PyArg_ParseTuple(args, "O:decide", &snap)) return NULL;
+    Ctx x;
+    if (ctx_init(p, &x, snap) < 0) return NULL;
+    PyObject *out = PyTuple_New(p->n_groups);
+    uint64_t mask[MAX_MASK_WORDS + 1];
+    for (int gi = 0; out && gi < p->n_groups; gi++) {
+        const Group *g = &p->groups[gi];
+        Py_ssize_t index = -1;
+        if (run_group(p, &x, g, &index, mask) < 0) { Py_CLEAR(out); break; }
+        PyObject *o = group_outcome(g, index, mask);
+        if (!o) { Py_CLEAR(out); break; }
+        PyTuple_SET_ITEM(out, gi, o);
+    }
+    ctx_clear(p, &x);
+    return out;
+}
+
+/* program.index(snapshot) -> what codegen's decide returns for the program's first group: the
+   index of the first match (-1: none), or the mask of every match */
+static PyObject *Program_index(Program *p, PyObject *snap) {
+    Ctx x;
+    if (ctx_init(p, &x, snap) < 0) return NULL;
+    uint64_t mask[MAX_MASK_WORDS + 1];
+    Py_ssize_t index = -1;
+    PyObject *out = NULL;
+    if (run_group(p, &x, &p->groups[0], &index, mask) == 0)
+        out = p->groups[0].first ? PyLong_FromSsize_t(index) : mask_int(&p->groups[0], mask);
+    ctx_clear(p, &x);
+    return out;
+}
+
+static void Program_free_tables(Program *p) {
+    for (int f = 0; f < p->n_fields; f++) Py_XDECREF(p->fields ? p->fields[f] : NULL);
+    for (int t = 0; t < p->n_texts; t++) Py_XDECREF(p->scanners ? (PyObject *)p->scanners[t] : NULL);
+    for (int l = 0; p->leaves && l < p->n_leaves; l++) {
+        Py_XDECREF(p->leaves[l].a); Py_XDECREF(p->leaves[l].b); PyMem_Free(p->leaves[l].bits);
+    }
+    for (int g = 0; p->groups && g < p->n_groups; g++) {
+        PyMem_Free(p->groups[g].roots);
+        Py_XDECREF(p->groups[g].outcomes); Py_XDECREF(p->groups[g].seen); Py_XDECREF(p->groups[g].combine);
+    }
+    PyMem_Free(p->fields); PyMem_Free(p->text_field); PyMem_Free(p->scanners); PyMem_Free(p->leaves);
+    PyMem_Free(p->nodes); PyMem_Free(p->kids); PyMem_Free(p->groups);
+    Py_XDECREF(p->fold);
+    p->fields = NULL; p->scanners = NULL; p->leaves = NULL; p->groups = NULL;
+}
+
+static int as_int(PyObject *tuple, Py_ssize_t i, int *out) {
+    long v = PyLong_AsLong(PyTuple_GET_ITEM(tuple, i));
+    if (v == -1 && PyErr_Occurred()) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int bad(const char *what) {
+    PyErr_Format(PyExc_ValueError, "native program: %s", what);
+    return -1;
+}
+
+/* Program(fields, texts, leaves, nodes, kids, groups, fold); see native.py for each table */
+static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
+    PyObject *fields, *texts, *leaves, *nodes, *kids, *groups, *fold;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O:Program", &PyTuple_Type, &fields, &PyTuple_Type, &texts,
+                          &PyTuple_Type, &leaves, &PyTuple_Type, &nodes, &PyTuple_Type, &kids,
+                          &PyTuple_Type, &groups, &fold))
+        return -1;
+    if (p->fields) Program_free_tables(p);
+    Py_INCREF(fold); p->fold = fold;
+    p->n_fields = (int)PyTuple_GET_SIZE(fields);
+    p->n_texts = (int)PyTuple_GET_SIZE(texts);
+    p->n_leaves = (int)PyTuple_GET_SIZE(leaves);
+    p->n_nodes = (int)PyTuple_GET_SIZE(nodes);
+    p->n_groups = (int)PyTuple_GET_SIZE(groups);
+    if (p->n_fields > MAX_FIELDS) { PyErr_Format(PyExc_OverflowError, "%d fields, at most %d", p->n_fields, MAX_FIELDS); return -1; }
+    if (p->n_texts > MAX_TEXTS) { PyErr_Format(PyExc_OverflowError, "%d text fields, at most %d", p->n_texts, MAX_TEXTS); return -1; }
+    p->fields = PyMem_Calloc(p->n_fields + 1, sizeof(PyObject *));
+    p->text_field = PyMem_Calloc(p->n_texts + 1, sizeof(int));
+    p->scanners = PyMem_Calloc(p->n_texts + 1, sizeof(Scanner *));
+    p->leaves = PyMem_Calloc(p->n_leaves + 1, sizeof(Leaf));
+    p->nodes = PyMem_Calloc(p->n_nodes + 1, sizeof(Node));
+    p->kids = PyMem_Calloc(PyTuple_GET_SIZE(kids) + 1, sizeof(int));
+    p->groups = PyMem_Calloc(p->n_groups + 1, sizeof(Group));
+    if (!p->fields || !p->text_field || !p->scanners || !p->leaves || !p->nodes || !p->kids || !p->groups) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int f = 0; f < p->n_fields; f++) {
+        PyObject *name = PyTuple_GET_ITEM(fields, f);
+        if (!PyUnicode_Check(name)) return bad("field names must be str");
+        Py_INCREF(name); p->fields[f] = name;
+    }
+    for (int t = 0; t < p->n_texts; t++) {
+        PyObject *spec = PyTuple_GET_ITEM(texts, t);  /* (field, Scanner) */
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 2 || !PyObject_TypeCheck(PyTuple_GET_ITEM(spec, 1), &ScannerType))
+            return bad("a text is (field, Scanner)");
+        if (as_int(spec, 0, &p->text_field[t]) < 0) return -1;
+        if (p->text_field[t] < 0 || p->text_field[t] >= p->n_fields) return bad("text field out of range");
+        p->scanners[t] = (Scanner *)PyTuple_GET_ITEM(spec, 1);
+        Py_INCREF(p->scanners[t]);
+    }
+    for (int i = 0; i < p->n_leaves; i++) {
+        /* (kind, field, text, op, want, a, b, keyword ids or None) */
+        PyObject *spec = PyTuple_GET_ITEM(leaves, i);
+        Leaf *l = &p->leaves[i];
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 8) return bad("a leaf has 8 entries");
+        if (as_int(spec, 0, &l->kind) < 0 || as_int(spec, 1, &l->field) < 0 || as_int(spec, 2, &l->text) < 0
+            || as_int(spec, 3, &l->op) < 0 || as_int(spec, 4, &l->want) < 0)
+            return -1;
+        if (l->kind < 0 || l->kind >= L_KINDS) return bad("unknown leaf kind");
+        if (l->field < 0 || l->field >= p->n_fields) return bad("leaf field out of range");
+        int texty = l->kind >= L_TEXT_ANY && l->kind <= L_TEXT_MATCHES;
+        if (texty && (l->text < 0 || l->text >= p->n_texts)) return bad("leaf text out of range");
+        if (l->kind == L_NUM_CMP && (l->op < Py_LT || l->op > Py_GE)) return bad("unknown comparison");
+        l->a = PyTuple_GET_ITEM(spec, 5); Py_INCREF(l->a);
+        l->b = PyTuple_GET_ITEM(spec, 6); Py_INCREF(l->b);
+        if (l->kind == L_TEXT_ANY || l->kind == L_TEXT_ALL) {
+            const Scanner *s = p->scanners[l->text];
+            PyObject *ids = PyTuple_GET_ITEM(spec, 7);
+            if (!PyTuple_Check(ids)) return bad("keyword ids must be a tuple");
+            l->bits = PyMem_Calloc(s->n_u64, sizeof(uint64_t));
+            if (!l->bits) { PyErr_NoMemory(); return -1; }
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(ids); k++) {
+                int id;
+                if (as_int(ids, k, &id) < 0) return -1;
+                if (id < 0 || id >= s->n_keywords) return bad("keyword id out of range");
+                l->bits[id >> 6] |= (uint64_t)1 << (id & 63);
+            }
+        }
+        if ((l->kind == L_TEXT_IN || l->kind == L_TEXT_NOT_IN || l->kind == L_ENUM_IN || l->kind == L_ENUM_NOT_IN
+             || l->kind == L_NUM_IN || l->kind == L_NUM_NOT_IN || l->kind == L_LIST_ANY || l->kind == L_LIST_ALL)
+            && !PyFrozenSet_Check(l->a))
+            return bad("a set test needs a frozenset");
+        if (l->kind == L_TEXT_STARTS && !PyUnicode_Check(l->a)) return bad("starts_with needs a str");
+    }
+    Py_ssize_t n_kids = PyTuple_GET_SIZE(kids);
+    for (Py_ssize_t i = 0; i < n_kids; i++) {
+        if (as_int(kids, i, &p->kids[i]) < 0) return -1;
+        if (p->kids[i] < 0 || p->kids[i] >= p->n_nodes) return bad("child node out of range");
+    }
+    for (int i = 0; i < p->n_nodes; i++) {
+        PyObject *spec = PyTuple_GET_ITEM(nodes, i);  /* (type, arg, start, count) */
+        Node *n = &p->nodes[i];
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 4) return bad("a node has 4 entries");
+        if (as_int(spec, 0, &n->type) < 0 || as_int(spec, 1, &n->arg) < 0 || as_int(spec, 2, &n->start) < 0
+            || as_int(spec, 3, &n->count) < 0)
+            return -1;
+        if (n->type == N_LEAF && (n->arg < 0 || n->arg >= p->n_leaves)) return bad("node leaf out of range");
+        /* children come before their parent, so evaluation cannot loop */
+        if (n->type == N_NOT && (n->arg < 0 || n->arg >= i)) return bad("node child out of range");
+        if ((n->type == N_ALL || n->type == N_ANY)) {
+            if (n->start < 0 || n->count < 0 || n->start + n->count > n_kids) return bad("node children out of range");
+            for (int k = 0; k < n->count; k++) if (p->kids[n->start + k] >= i) return bad("a child must come first");
+        }
+        if (n->type < N_LEAF || n->type > N_NOT) return bad("unknown node type");
+    }
+    for (int gi = 0; gi < p->n_groups; gi++) {
+        /* (first, roots, outcomes, seen, combine) */
+        PyObject *spec = PyTuple_GET_ITEM(groups, gi);
+        Group *g = &p->groups[gi];
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 5) return bad("a group has 5 entries");
+        if (as_int(spec, 0, &g->first) < 0) return -1;
+        PyObject *roots = PyTuple_GET_ITEM(spec, 1);
+        if (!PyTuple_Check(roots)) return bad("roots must be a tuple");
+        g->n_rules = (int)PyTuple_GET_SIZE(roots);
+        if (!g->first && g->n_rules > MAX_MASK_WORDS * 64) {
+            PyErr_Format(PyExc_OverflowError, "%d rules in a match-all group, at most %d", g->n_rules, MAX_MASK_WORDS * 64);
+            return -1;
+        }
+        g->roots = PyMem_Calloc(g->n_rules + 1, sizeof(int));
+        if (!g->roots) { PyErr_NoMemory(); return -1; }
+        for (int r = 0; r < g->n_rules; r++) {
+            if (as_int(roots, r, &g->roots[r]) < 0) return -1;
+            if (g->roots[r] >= p->n_nodes) return bad("rule root out of range");
+        }
+        g->outcomes = PyTuple_GET_ITEM(spec, 2); Py_INCREF(g->outcomes);
+        g->seen = PyTuple_GET_ITEM(spec, 3); Py_INCREF(g->seen);
+        g->combine = PyTuple_GET_ITEM(spec, 4); Py_INCREF(g->combine);
+        if (g->first && (!PyTuple_Check(g->outcomes) || PyTuple_GET_SIZE(g->outcomes) != g->n_rules + 1))
+            return bad("a first group has one outcome per rule and one for no match");
+        if (!g->first && (!PyDict_Check(g->seen) || !PyCallable_Check(g->combine)))
+            return bad("an all group needs a dict and a callable");
+    }
+    return 0;
+}
+
+static void Program_dealloc(Program *p) {
+    Program_free_tables(p);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyMethodDef Program_methods[] = {
+    {"index", (PyCFunction)Program_index, METH_O,
+     "index(snapshot) -> the first group's first matching rule (-1: none), or its mask of matches"},
+    {NULL}
+};
+
+static PyTypeObject ProgramType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine.ruleset._native.Program",
+    .tp_basicsize = sizeof(Program),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Groups of rules as tables; calling it with a snapshot returns the groups' outcomes.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Program_init,
+    .tp_dealloc = (destructor)Program_dealloc,
+    .tp_call = (ternaryfunc)Program_call,
+    .tp_methods = Program_methods,
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "engine.ruleset._native",
+    "The native rule evaluator; built from engine/ruleset/native.py, which documents it.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&ProgramType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&native_module);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    Py_INCREF(&ProgramType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0
+        || PyModule_AddObject(m, "Program", (PyObject *)&ProgramType) < 0
+        || PyModule_AddIntConstant(m, "KEYWORDS_MAX", MAX_WORDS * 64) < 0
+        || PyModule_AddIntConstant(m, "FIELDS_MAX", MAX_FIELDS) < 0
+        || PyModule_AddIntConstant(m, "TEXTS_MAX", MAX_TEXTS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,173 @@
+"""The native evaluator's Python side: a ruleset's conditions as the tables `_native.c` runs.
+
+`Ruleset` decides which rules match with a `Program` from the C extension `_native` when it is
+built (it is, by `pip install`, on any machine with a C compiler), and with the Python that
+codegen.py generates otherwise. Both give the same answers: the C code implements each leaf
+exactly as codegen and the closures do, and tests/test_ruleset_native.py compares them on
+random snapshots. Only *which rules matched* comes from here; outcomes, actions and traces are
+the Python objects the rest of the compiler builds, so nothing downstream can tell the paths
+apart.
+
+Set TICKETFLOW_RULES_NATIVE=0 to use the generated Python (to compare, or to rule this module
+out when something looks wrong); `ticketflow rules validate --json` reports which one is in use.
+
+Tables (see Program_init in _native.c):
+- fields: the field names a program reads, each read at most once per call;
+- texts: per text-like field its `Scanner` (the field's keywords, in one trie) and field index;
+- leaves: (kind, field, text, op, want, a, b, keyword ids) per `{field, op: value}` test;
+- nodes: (type, arg, start, count) for leaf / all / any / not, children before parents, with
+  `kids` holding the children of all and any;
+- groups: (first, root node per rule or -1 for a catch-all, outcomes, seen, combine).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .fields import BOOL, ENUM, FIELDS, INT, LIST, NUMBER, STRING, TEXT
+
+try:
+    from . import _native
+except ImportError:  # not built (no C compiler when installed): the generated Python is used
+    _native = None
+
+# leaf kinds and node types: the enums of _native.c, in order
+(L_IS_SET, L_IS_EMPTY, L_LIST_ANY, L_LIST_ALL, L_TEXT_ANY, L_TEXT_ALL, L_TEXT_IN, L_TEXT_NOT_IN, L_TEXT_STARTS,
+ L_TEXT_MATCHES, L_BOOL_IS, L_ENUM_EQ, L_ENUM_NE, L_ENUM_IN, L_ENUM_NOT_IN, L_NUM_CMP, L_NUM_BETWEEN, L_NUM_IN,
+ L_NUM_NOT_IN) = range(19)
+N_LEAF, N_ALL, N_ANY, N_NOT = range(4)
+# Python's rich comparison codes (Py_LT ... Py_GE)
+_COMPARE = {"lt": 0, "lte": 1, "eq": 2, "ne": 3, "gt": 4, "gte": 5}
+
+
+def enabled() -> bool:
+    """Whether rulesets built now decide with the native evaluator."""
+    return _native is not None and os.environ.get("TICKETFLOW_RULES_NATIVE", "1") != "0"
+
+
+def evaluator() -> str:
+    """'native' or 'python': what rulesets built now decide with, for reports."""
+    return "native" if enabled() else "python"
+
+
+class Natives:
+    """The scanners of one ruleset (one per text-like field, shared by all its programs, so a
+    text is folded and scanned once for all the groups of a stage and the next stage too), and
+    the programs built from them."""
+
+    def __init__(self, views: Mapping[str, Any], fold: Callable[[str], str]):
+        self._fold = fold
+        self._texts: dict[str, tuple[Any, dict[str, int]]] = {}
+        for name, view in views.items():
+            keywords = sorted(view.keywords)
+            self._texts[name] = (_native.Scanner(keywords, view.precomputed, fold),
+                                 {word: number for number, word in enumerate(keywords)})
+
+    def program(self, groups: Sequence[tuple[str, Sequence[Mapping[str, Any] | None], Any, Any, Any]]) -> Any:
+        """A Program deciding `groups` on one snapshot. Each entry is (match, conditions,
+        outcomes, seen, combine): conditions are the rules' `when` (None: catch-all); a `first`
+        group needs `outcomes` (one per rule, then no match), an `all` group `seen` (mask ->
+        (indices, actions, outcome)) and `combine` (the same for a new mask)."""
+        tables = _Tables(self._texts, self._fold)
+        specs = []
+        for match, conditions, outcomes, seen, combine in groups:
+            roots = tuple(-1 if cond is None else tables.node(cond) for cond in conditions)
+            specs.append((1 if match == "first" else 0, roots, outcomes, seen, combine))
+        return _native.Program(tuple(tables.fields), tuple(tables.texts), tuple(tables.leaves),
+                               tuple(tables.nodes), tuple(tables.kids), tuple(specs), self._fold)
+
+
+class _Tables:
+    def __init__(self, texts: Mapping[str, tuple[Any, dict[str, int]]], fold: Callable[[str], str]):
+        self._known_texts = texts
+        self._fold = fold
+        self.fields: list[str] = []
+        self._field_index: dict[str, int] = {}
+        self.texts: list[tuple[int, Any]] = []
+        self._text_index: dict[str, int] = {}
+        self.leaves: list[tuple[Any, ...]] = []
+        self.nodes: list[tuple[int, int, int, int]] = []
+        self.kids: list[int] = []
+
+    def field(self, name: str) -> int:
+        if name not in self._field_index:
+            self._field_index[name] = len(self.fields)
+            self.fields.append(name)
+        return self._field_index[name]
+
+    def text(self, name: str) -> int:
+        if name not in self._text_index:
+            self._text_index[name] = len(self.texts)
+            self.texts.append((self.field(name), self._known_texts[name][0]))
+        return self._text_index[name]
+
+    def node(self, cond: Mapping[str, Any]) -> int:
+        """The node of a condition, its children added first."""
+        for combinator, kind in (("all", N_ALL), ("any", N_ANY)):
+            if combinator in cond:
+                children = [self.node(child) for child in cond[combinator]]
+                start = len(self.kids)
+                self.kids.extend(children)
+                return self._add((kind, 0, start, len(children)))
+        if "not" in cond:
+            return self._add((N_NOT, self.node(cond["not"]), 0, 0))
+        self.leaves.append(self._leaf(cond))
+        return self._add((N_LEAF, len(self.leaves) - 1, 0, 0))
+
+    def _add(self, node: tuple[int, int, int, int]) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def _leaf(self, cond: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The same cases, in the same order, as codegen._leaf."""
+        name = cond["field"]
+        op = next(key for key in cond if key != "field")
+        expected = cond[op]
+        ftype = FIELDS[name].type
+        fold = self._fold
+        field = self.field(name)
+
+        def leaf(kind: int, a: Any = None, b: Any = None, *, want: int = 0, op: int = 0, text: int = -1,
+                 ids: tuple[int, ...] | None = None) -> tuple[Any, ...]:
+            return (kind, field, text, op, want, a, b, ids)
+
+        if op == "is_set":
+            return leaf(L_IS_SET, want=int(bool(expected)))
+        if op == "is_empty":
+            return leaf(L_IS_EMPTY, want=int(bool(expected)))
+        if ftype == LIST and op in ("contains_any", "contains_all"):
+            return leaf(L_LIST_ANY if op == "contains_any" else L_LIST_ALL, frozenset(fold(item) for item in expected))
+        if ftype in (TEXT, STRING):
+            text = self.text(name)
+            if op in ("contains_any", "contains_all"):
+                ids = self._known_texts[name][1]
+                return leaf(L_TEXT_ANY if op == "contains_any" else L_TEXT_ALL, text=text,
+                            ids=tuple(sorted({ids[fold(item)] for item in expected})))
+            if op in ("eq", "in", "ne", "not_in"):
+                values = frozenset([fold(expected)] if op in ("eq", "ne") else [fold(item) for item in expected])
+                return leaf(L_TEXT_IN if op in ("eq", "in") else L_TEXT_NOT_IN, values, text=text)
+            if op == "starts_with":
+                return leaf(L_TEXT_STARTS, fold(expected), text=text)
+            if op == "matches":
+                return leaf(L_TEXT_MATCHES, re.compile(expected, re.IGNORECASE).search, text=text)
+        if ftype == BOOL and op in ("eq", "ne"):
+            return leaf(L_BOOL_IS, bool(expected) if op == "eq" else not expected)
+        if ftype == ENUM:
+            if op == "eq":
+                return leaf(L_ENUM_EQ, expected)
+            if op == "ne":
+                return leaf(L_ENUM_NE, expected)
+            if op in ("in", "not_in"):
+                return leaf(L_ENUM_IN if op == "in" else L_ENUM_NOT_IN, frozenset(expected))
+        if ftype in (NUMBER, INT):
+            if op in _COMPARE:
+                return leaf(L_NUM_CMP, expected, op=_COMPARE[op])
+            if op == "between":
+                low, high = expected
+                return leaf(L_NUM_BETWEEN, low, high)
+            if op in ("in", "not_in"):
+                return leaf(L_NUM_IN if op == "in" else L_NUM_NOT_IN, frozenset(expected))
+        raise ValueError(f"operator {op!r} on {ftype} field {name!r} reached the native compiler unvalidated")
