@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -21,21 +22,34 @@
 #define MAX_TEXTS 16         /* text fields one program scans */
 #define MAX_WORDS 64         /* 64-bit words of keyword bits per text field: 4096 keywords */
 #define MAX_MASK_WORDS 64    /* 64-bit words of a match-all group's mask: 4096 rules */
+/* The layout of the tables native.py builds; native.py refuses a module built for another one
+   (an old build left in place when a rebuild failed). Raise it with every change to the tables. */
+#define TABLES_VERSION 3
 
-/* A letter or digit of a script that separates words with spaces; compiler._is_word_char. */
-static inline int is_word_char(Py_UCS4 c) { return c < 0x2E80 && Py_UNICODE_ISALNUM(c); }
+/* A letter or digit of a script that separates words with spaces; compiler._is_word_char.
+   ASCII from a table: English text asks for every letter. */
+static unsigned char ascii_word[128];
+static inline int is_word_char(Py_UCS4 c) {
+    if (c < 128) return ascii_word[c];
+    return c < 0x2E80 && Py_UNICODE_ISALNUM(c);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Scanner: every keyword of one text field, as a trie walked from each position of the text. */
 
 typedef struct { Py_UCS4 ch; int32_t next; } Edge;
 
+typedef struct { uint64_t key; int32_t next; } Slot;  /* key: node << 32 | character */
+
 typedef struct {
     PyObject_HEAD
     int32_t n_nodes;
     int32_t *first, *count, *word;  /* per node: its edges, and the keyword ending there or -1 */
     Edge *edges;
+    Slot *slots;                    /* every edge again, in an open-addressing hash table */
+    int slot_bits;
     int32_t root_ascii[128];        /* the root's children by ASCII character, -1 for none */
+    uint8_t root_bmp[8192];         /* one bit per BMP character: does a keyword start with it */
     int n_keywords, n_u64, always;  /* `always`: id of the empty keyword (in every text) or -1 */
     PyObject *precomputed;          /* snapshot key of (text, folded text) or None */
     PyObject *fold;                 /* compiler.fold, for text that is not ASCII */
@@ -45,39 +59,60 @@ typedef struct {
     uint64_t last_bits[MAX_WORDS];
 } Scanner;
 
-static int32_t child(const Scanner *s, int32_t node, Py_UCS4 c) {
-    if (node == 0 && c < 128) return s->root_ascii[c];
-    int32_t lo = s->first[node], hi = lo + s->count[node] - 1;
-    while (lo <= hi) {
-        int32_t mid = (lo + hi) >> 1;
-        Py_UCS4 m = s->edges[mid].ch;
-        if (m == c) return s->edges[mid].next;
-        if (m < c) lo = mid + 1; else hi = mid - 1;
-    }
-    return -1;
+#define EMPTY_SLOT UINT64_MAX
+
+static inline uint32_t slot_of(uint64_t key, int bits) {
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
 }
+
+/* The child of `node` by character c, -1 for none: one hash probe, usually. */
+static inline int32_t child(const Scanner *s, int32_t node, Py_UCS4 c) {
+    if (node == 0) {
+        /* most characters of a text start no keyword: answered without a probe */
+        if (c < 128) return s->root_ascii[c];
+        if (c < 65536 && !(s->root_bmp[c >> 3] >> (c & 7) & 1)) return -1;
+    }
+    uint64_t key = (uint64_t)node << 32 | c;
+    uint32_t mask = ((uint32_t)1 << s->slot_bits) - 1;
+    for (uint32_t at = slot_of(key, s->slot_bits);; at = (at + 1) & mask) {
+        if (s->slots[at].key == key) return s->slots[at].next;
+        if (s->slots[at].key == EMPTY_SLOT) return -1;
+    }
+}
+
+/* From each position of the text, follow the trie as far as the text goes along it; every node
+   passed that ends a keyword is a keyword found there. One loop per string kind, so that reading
+   a character is one load. */
+#define SCAN(T)                                                                                     \
+    do {                                                                                            \
+        const T *d = (const T *)data;                                                               \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                        \
+            Py_UCS4 c = d[i];                                                                       \
+            int32_t node = child(s, 0, c);                                                          \
+            if (node < 0) continue;                                                                 \
+            /* a keyword starting with a word character must start a word; every keyword found    \
+               from here starts with c, so one test decides for all of them */                      \
+            if (i > 0 && is_word_char(c) && is_word_char(d[i - 1])) continue;                       \
+            Py_ssize_t j = i;                                                                       \
+            while (node >= 0) {                                                                     \
+                int32_t w = s->word[node];                                                          \
+                if (w >= 0) bits[w >> 6] |= (uint64_t)1 << (w & 63);                                \
+                if (++j >= n) break;                                                                \
+                node = child(s, node, d[j]);                                                        \
+            }                                                                                       \
+        }                                                                                           \
+    } while (0)
 
 static void scan(const Scanner *s, PyObject *text, uint64_t *bits) {
     memset(bits, 0, sizeof(uint64_t) * s->n_u64);
     if (s->always >= 0) bits[s->always >> 6] |= (uint64_t)1 << (s->always & 63);
     if (s->count[0] == 0) return;  /* no keywords: a field only compared whole */
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        int32_t node = child(s, 0, c);
-        if (node < 0) continue;
-        /* a keyword starting with a word character must start a word; every keyword found from
-           here starts with c, so one test decides for all of them */
-        if (i > 0 && is_word_char(c) && is_word_char(PyUnicode_READ(kind, data, i - 1))) continue;
-        Py_ssize_t j = i;
-        while (node >= 0) {
-            int32_t w = s->word[node];
-            if (w >= 0) bits[w >> 6] |= (uint64_t)1 << (w & 63);
-            if (++j >= n) break;
-            node = child(s, node, PyUnicode_READ(kind, data, j));
-        }
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND: SCAN(Py_UCS1); break;
+    case PyUnicode_2BYTE_KIND: SCAN(Py_UCS2); break;
+    default: SCAN(Py_UCS4); break;
     }
 }
 
@@ -85,6 +120,7 @@ static void scan(const Scanner *s, PyObject *text, uint64_t *bits) {
 static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     PyObject *keywords, *precomputed, *fold;
     if (!PyArg_ParseTuple(args, "OOO:Scanner", &keywords, &precomputed, &fold)) return -1;
+    if (self->first) { PyErr_SetString(PyExc_RuntimeError, "a Scanner is built once"); return -1; }
     PyObject *seq = PySequence_Fast(keywords, "keywords must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -148,8 +184,27 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         self->count[node] = e - self->first[node];
     }
     for (int c = 0; c < 128; c++) self->root_ascii[c] = -1;
-    for (int32_t i = self->first[0]; i < self->first[0] + self->count[0]; i++)
-        if (self->edges[i].ch < 128) self->root_ascii[self->edges[i].ch] = self->edges[i].next;
+    int bits = 4;
+    while (((int64_t)1 << bits) < 2 * (int64_t)e) bits++;
+    self->slot_bits = bits;
+    self->slots = PyMem_Malloc(sizeof(Slot) << bits);
+    if (!self->slots) { PyMem_Free(sibling); PyMem_Free(kid); PyMem_Free(label); Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    for (int64_t i = 0; i < ((int64_t)1 << bits); i++) self->slots[i].key = EMPTY_SLOT;
+    for (int32_t node = 0; node < nodes; node++) {
+        for (int32_t i = self->first[node]; i < self->first[node] + self->count[node]; i++) {
+            uint64_t key = (uint64_t)node << 32 | self->edges[i].ch;
+            uint32_t at = slot_of(key, bits), mask = ((uint32_t)1 << bits) - 1;
+            while (self->slots[at].key != EMPTY_SLOT) at = (at + 1) & mask;
+            self->slots[at].key = key;
+            self->slots[at].next = self->edges[i].next;
+        }
+    }
+    memset(self->root_bmp, 0, sizeof(self->root_bmp));
+    for (int32_t i = self->first[0]; i < self->first[0] + self->count[0]; i++) {
+        Py_UCS4 c = self->edges[i].ch;
+        if (c < 128) self->root_ascii[c] = self->edges[i].next;
+        if (c < 65536) self->root_bmp[c >> 3] |= (uint8_t)(1 << (c & 7));
+    }
     PyMem_Free(sibling); PyMem_Free(kid); PyMem_Free(label);
     Py_DECREF(seq);
     self->n_nodes = nodes;
@@ -163,6 +218,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
 
 static void Scanner_dealloc(Scanner *self) {
     PyMem_Free(self->first); PyMem_Free(self->count); PyMem_Free(self->word); PyMem_Free(self->edges);
+    PyMem_Free(self->slots);
     Py_XDECREF(self->precomputed); Py_XDECREF(self->fold);
     Py_XDECREF(self->last_value); Py_XDECREF(self->last_folded);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -235,6 +291,7 @@ typedef struct {
     int kind, field, text, op, want;
     PyObject *a, *b;       /* expected values: a constant, a frozenset, a prefix, a search() */
     uint64_t *bits;        /* keyword bits of contains_any / contains_all, n_u64 of its text */
+    PyObject *t_field, *t_op, *t_expected;  /* its trace entry: the field, operator, expected value */
 } Leaf;
 
 typedef struct { int type, arg, start, count; } Node;
@@ -245,6 +302,8 @@ typedef struct {
     PyObject *outcomes;    /* first: tuple, one per rule then "no match" */
     PyObject *seen;        /* all: dict mask -> (indices, actions, outcome) */
     PyObject *combine;     /* all: combination(mask) for a mask not yet seen */
+    PyObject *name, *ids, *thens;  /* for results: the group's name, its rule ids and actions */
+    int template_base;             /* its rules' entries in Program.rule_templates */
 } Group;
 
 typedef struct {
@@ -258,6 +317,12 @@ typedef struct {
     int *kids;
     Group *groups;
     PyObject *fold;
+    PyObject *result_type;  /* GroupResult, or None: then evaluate() is not offered */
+    vectorcallfunc vectorcall;
+    PyObject **by_name;     /* open addressing on the (interned) field names' addresses */
+    int *by_name_field, by_name_bits;
+    PyObject **leaf_templates, **rule_templates;  /* trace entries to copy, see leaf_entry */
+    int n_rule_templates;
 } Program;
 
 typedef struct {
@@ -472,7 +537,9 @@ static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
     case L_LIST_ANY: return list_test(p, v, l->a, 0);
     case L_LIST_ALL: return list_test(p, v, l->a, 1);
     case L_BOOL_IS: return v == l->a;
-    case L_ENUM_EQ: return PyObject_RichCompareBool(v, l->a, Py_EQ);
+    case L_ENUM_EQ:
+        if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(l->a)) return v == l->a || PyUnicode_Compare(v, l->a) == 0;
+        return PyObject_RichCompareBool(v, l->a, Py_EQ);
     case L_ENUM_NE:
         if (!PyUnicode_Check(v)) return 0;
         return PyObject_RichCompareBool(v, l->a, Py_NE);
@@ -532,6 +599,44 @@ static void ctx_clear(Program *p, Ctx *x) {
     Py_XDECREF(x->get);
 }
 
+static inline uint32_t name_slot(const Program *p, PyObject *name) {
+    return (uint32_t)(((uintptr_t)name * 0x9E3779B97F4A7C15ull) >> (64 - p->by_name_bits));
+}
+
+/* Read every field the program needs in one pass over the snapshot's entries, when it needs many
+   of them: the entries lie one after the other in memory, where lookups one by one would each
+   reach into the dict's index first (on a snapshot no longer in cache, a miss per field). Keys
+   are matched by address, which is exact only while every key is interned (build_snapshot
+   interns them, and the field names are): then an equal key is the same object. A key that is
+   not interned stops the pass, and the fields are looked up one by one as usual. */
+static void read_all(Program *p, Ctx *x) {
+    PyObject *snap = x->snap, *key, *value;
+    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(snap);
+    if (p->by_name == NULL || (Py_ssize_t)p->n_fields * 3 < size) return;
+    uint32_t mask = ((uint32_t)1 << p->by_name_bits) - 1;
+    int found = 0;
+    while (PyDict_Next(snap, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_CHECK_INTERNED(key)) goto undo;
+        for (uint32_t at = name_slot(p, key);; at = (at + 1) & mask) {
+            PyObject *name = p->by_name[at];
+            if (name == key) {
+                int f = p->by_name_field[at];
+                Py_INCREF(value);
+                x->val[f] = value;
+                found++;
+                break;
+            }
+            if (name == NULL) break;
+        }
+    }
+    if (found < p->n_fields)
+        for (int f = 0; f < p->n_fields; f++)
+            if (!x->val[f]) { Py_INCREF(Py_None); x->val[f] = Py_None; }  /* absent: get() gives None */
+    return;
+undo:
+    for (int f = 0; f < p->n_fields; f++) Py_CLEAR(x->val[f]);
+}
+
 static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     x->snap = snap;
     x->get = NULL;
@@ -540,6 +645,8 @@ static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     if (!PyDict_CheckExact(snap)) {  /* any other Mapping: read it through its own get() */
         x->get = PyObject_GetAttrString(snap, "get");
         if (!x->get) return -1;
+    } else {
+        read_all(p, x);
     }
     return 0;
 }
@@ -606,9 +713,12 @@ static PyObject *group_outcome(const Group *g, Py_ssize_t index, const uint64_t 
 }
 
 /* program(snapshot) -> tuple of the groups' outcomes, in order */
-static PyObject *Program_call(Program *p, PyObject *args, PyObject *kwds) {
-    PyObject *snap;
-    if (!PyArg_ParseTuple(args, "O:decide", &snap)) return NULL;
+static PyObject *Program_vectorcall(Program *p, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "a program takes one snapshot");
+        return NULL;
+    }
+    PyObject *snap = args[0];
     Ctx x;
     if (ctx_init(p, &x, snap) < 0) return NULL;
     PyObject *out = PyTuple_New(p->n_groups);
@@ -639,19 +749,217 @@ static PyObject *Program_index(Program *p, PyObject *snap) {
     return out;
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Results with the compact trace: what Ruleset.evaluate returns, built as compiler.py does. */
+
+static PyObject *ellipsis_str, *k_field, *k_op, *k_expected, *k_actual, *k_rule_id, *k_matched, *k_leaves,
+    *k_group, *k_rule_ids, *k_actions, *k_trace, *empty_tuple;
+
+/* compiler._trace_value: long texts cut, lists copied (never shared with the snapshot) */
+static PyObject *trace_value(PyObject *v) {
+    if (PyUnicode_Check(v)) {
+        if (PyUnicode_GET_LENGTH(v) <= 120) { Py_INCREF(v); return v; }
+        PyObject *head = PyUnicode_Substring(v, 0, 120);
+        if (!head) return NULL;
+        PyObject *out = PyUnicode_Concat(head, ellipsis_str);
+        Py_DECREF(head);
+        return out;
+    }
+    if (PyList_Check(v) || PyTuple_Check(v)) {
+        if (Py_EnterRecursiveCall(" in a rule trace")) return NULL;
+        PyObject *seq = PySequence_Fast(v, "a list");
+        PyObject *out = seq ? PyList_New(PySequence_Fast_GET_SIZE(seq)) : NULL;
+        for (Py_ssize_t i = 0; out && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = trace_value(PySequence_Fast_GET_ITEM(seq, i));
+            if (!item) { Py_CLEAR(out); break; }
+            PyList_SET_ITEM(out, i, item);
+        }
+        Py_XDECREF(seq);
+        Py_LeaveRecursiveCall();
+        return out;
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+static int set_new(PyObject *dict, PyObject *key, PyObject *value) {
+    if (!value) return -1;
+    int r = PyDict_SetItem(dict, key, value);
+    Py_DECREF(value);
+    return r;
+}
+
+/* compiler._leaf_entry: {field, op, expected, actual} (the compact trace leaves the result out) */
+static PyObject *leaf_entry(Program *p, Ctx *x, const Leaf *l) {
+    PyObject *actual = value_of(p, x, l->field);
+    if (!actual) return NULL;
+    /* a copy of the leaf's template {field, op, expected, actual: None}: copying a small dict
+       copies its table whole, cheaper than building it key by key */
+    PyObject *entry = PyDict_Copy(p->leaf_templates[l - p->leaves]);
+    if (!entry) return NULL;
+    if (set_new(entry, k_actual, trace_value(actual)) < 0) {
+        Py_DECREF(entry);
+        return NULL;
+    }
+    return entry;
+}
+
+/* compiler's record(snap, out, full=False): the leaves that decided, in evaluation order */
+static int record_node(Program *p, Ctx *x, int at, PyObject *out) {
+    const Node *n = &p->nodes[at];
+    int r;
+    switch (n->type) {
+    case N_LEAF: {
+        const Leaf *l = &p->leaves[n->arg];
+        r = eval_leaf(p, x, l);
+        if (r < 0) return r;
+        PyObject *entry = leaf_entry(p, x, l);
+        if (!entry || PyList_Append(out, entry) < 0) { Py_XDECREF(entry); return -1; }
+        Py_DECREF(entry);
+        return r;
+    }
+    case N_ALL:
+        for (int i = 0; i < n->count; i++) {
+            r = record_node(p, x, p->kids[n->start + i], out);
+            if (r <= 0) return r;
+        }
+        return 1;
+    case N_ANY:
+        for (int i = 0; i < n->count; i++) {
+            r = record_node(p, x, p->kids[n->start + i], out);
+            if (r != 0) return r;
+        }
+        return 0;
+    default:
+        r = record_node(p, x, n->arg, out);
+        return r < 0 ? r : !r;
+    }
+}
+
+/* {rule_id, matched: True, leaves} of a rule that matched */
+static PyObject *matched_entry(Program *p, Ctx *x, const Group *g, Py_ssize_t rule) {
+    PyObject *leaves = PyList_New(0);
+    if (!leaves) return NULL;
+    if (g->roots[rule] >= 0 && record_node(p, x, g->roots[rule], leaves) < 0) { Py_DECREF(leaves); return NULL; }
+    PyObject *entry = PyDict_Copy(p->rule_templates[g->template_base + rule]);  /* {rule_id, matched, leaves} */
+    if (entry && PyDict_SetItem(entry, k_leaves, leaves) < 0) Py_CLEAR(entry);
+    Py_DECREF(leaves);
+    return entry;
+}
+
+/* compiler._copy_actions: a fresh dict, with fresh copies of its lists */
+static PyObject *copy_actions(PyObject *then) {
+    PyObject *out = PyDict_New(), *key, *value;
+    Py_ssize_t pos = 0;
+    while (out && PyDict_Next(then, &pos, &key, &value)) {
+        int r = PyList_Check(value) ? set_new(out, key, PySequence_List(value)) : PyDict_SetItem(out, key, value);
+        if (r < 0) Py_CLEAR(out);
+    }
+    return out;
+}
+
+static PyObject *new_result(Program *p, const Group *g, PyObject *ids, PyObject *actions, PyObject *trace) {
+    PyTypeObject *type = (PyTypeObject *)p->result_type;
+    PyObject *result = NULL;
+    if (ids && actions && trace) {
+        /* what GroupResult.__init__ does, as object.__setattr__ would (the class is frozen) */
+        result = type->tp_new(type, empty_tuple, NULL);
+        if (result && (PyObject_GenericSetAttr(result, k_group, g->name) < 0
+                       || PyObject_GenericSetAttr(result, k_rule_ids, ids) < 0
+                       || PyObject_GenericSetAttr(result, k_actions, actions) < 0
+                       || PyObject_GenericSetAttr(result, k_trace, trace) < 0))
+            Py_CLEAR(result);
+    }
+    Py_XDECREF(ids); Py_XDECREF(actions); Py_XDECREF(trace);
+    return result;
+}
+
+/* program.evaluate(snapshot) -> GroupResult of the first group, with the compact trace */
+static PyObject *Program_evaluate(Program *p, PyObject *snap) {
+    if (p->result_type == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "this program was built without a result type");
+        return NULL;
+    }
+    const Group *g = &p->groups[0];
+    Ctx x;
+    if (ctx_init(p, &x, snap) < 0) return NULL;
+    uint64_t mask[MAX_MASK_WORDS + 1];
+    Py_ssize_t index = -1;
+    PyObject *result = NULL;
+    if (run_group(p, &x, g, &index, mask) < 0) goto done;
+    if (g->first) {
+        if (index < 0) {
+            result = new_result(p, g, PyList_New(0), PyDict_New(), PyList_New(0));
+            goto done;
+        }
+        PyObject *ids = PyList_New(1), *trace = PyList_New(1), *entry = NULL;
+        if (ids) { PyObject *id = PyTuple_GET_ITEM(g->ids, index); Py_INCREF(id); PyList_SET_ITEM(ids, 0, id); }
+        if (trace && (entry = matched_entry(p, &x, g, index)) != NULL) PyList_SET_ITEM(trace, 0, entry);
+        else Py_CLEAR(trace);
+        result = new_result(p, g, ids, copy_actions(PyTuple_GET_ITEM(g->thens, index)), trace);
+        goto done;
+    }
+    {
+        PyObject *key = mask_int(g, mask), *found = NULL;
+        if (!key) goto done;
+        found = PyDict_GetItemWithError(g->seen, key);  /* (indices, merged actions, outcome) */
+        if (found) Py_INCREF(found);
+        else if (!PyErr_Occurred()) found = PyObject_CallOneArg(g->combine, key);
+        Py_DECREF(key);
+        if (!found) goto done;
+        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(found, 0))
+            || !PyDict_Check(PyTuple_GET_ITEM(found, 1))) {
+            Py_DECREF(found);
+            PyErr_SetString(PyExc_TypeError, "combination() must return (indices, actions, outcome)");
+            goto done;
+        }
+        PyObject *indices = PyTuple_GET_ITEM(found, 0);
+        Py_ssize_t n = PyTuple_GET_SIZE(indices);
+        PyObject *ids = PyList_New(n), *trace = PyList_New(n);
+        for (Py_ssize_t i = 0; ids && trace && i < n; i++) {
+            Py_ssize_t rule = PyLong_AsSsize_t(PyTuple_GET_ITEM(indices, i));
+            if (rule < 0 || rule >= g->n_rules) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "rule index out of range");
+                Py_CLEAR(trace);
+                break;
+            }
+            PyObject *id = PyTuple_GET_ITEM(g->ids, rule), *entry = matched_entry(p, &x, g, rule);
+            Py_INCREF(id);
+            PyList_SET_ITEM(ids, i, id);
+            if (!entry) { Py_CLEAR(trace); break; }
+            PyList_SET_ITEM(trace, i, entry);
+        }
+        result = new_result(p, g, ids, trace ? copy_actions(PyTuple_GET_ITEM(found, 1)) : NULL, trace);
+        Py_DECREF(found);
+    }
+done:
+    ctx_clear(p, &x);
+    return result;
+}
+
 static void Program_free_tables(Program *p) {
     for (int f = 0; f < p->n_fields; f++) Py_XDECREF(p->fields ? p->fields[f] : NULL);
     for (int t = 0; t < p->n_texts; t++) Py_XDECREF(p->scanners ? (PyObject *)p->scanners[t] : NULL);
     for (int l = 0; p->leaves && l < p->n_leaves; l++) {
         Py_XDECREF(p->leaves[l].a); Py_XDECREF(p->leaves[l].b); PyMem_Free(p->leaves[l].bits);
+        Py_XDECREF(p->leaves[l].t_field); Py_XDECREF(p->leaves[l].t_op); Py_XDECREF(p->leaves[l].t_expected);
     }
     for (int g = 0; p->groups && g < p->n_groups; g++) {
         PyMem_Free(p->groups[g].roots);
         Py_XDECREF(p->groups[g].outcomes); Py_XDECREF(p->groups[g].seen); Py_XDECREF(p->groups[g].combine);
+        Py_XDECREF(p->groups[g].name); Py_XDECREF(p->groups[g].ids); Py_XDECREF(p->groups[g].thens);
     }
+    PyMem_Free(p->by_name); PyMem_Free(p->by_name_field);
+    p->by_name = NULL; p->by_name_field = NULL;
+    for (int l = 0; p->leaf_templates && l < p->n_leaves; l++) Py_XDECREF(p->leaf_templates[l]);
+    PyMem_Free(p->leaf_templates); p->leaf_templates = NULL;
+    for (int r = 0; p->rule_templates && r < p->n_rule_templates; r++) Py_XDECREF(p->rule_templates[r]);
+    PyMem_Free(p->rule_templates); p->rule_templates = NULL;
     PyMem_Free(p->fields); PyMem_Free(p->text_field); PyMem_Free(p->scanners); PyMem_Free(p->leaves);
     PyMem_Free(p->nodes); PyMem_Free(p->kids); PyMem_Free(p->groups);
     Py_XDECREF(p->fold);
+    Py_CLEAR(p->result_type);
     p->fields = NULL; p->scanners = NULL; p->leaves = NULL; p->groups = NULL;
 }
 
@@ -667,12 +975,12 @@ static int bad(const char *what) {
     return -1;
 }
 
-/* Program(fields, texts, leaves, nodes, kids, groups, fold); see native.py for each table */
+/* Program(fields, texts, leaves, nodes, kids, groups, fold, result_type); see native.py */
 static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
-    PyObject *fields, *texts, *leaves, *nodes, *kids, *groups, *fold;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O:Program", &PyTuple_Type, &fields, &PyTuple_Type, &texts,
+    PyObject *fields, *texts, *leaves, *nodes, *kids, *groups, *fold, *result_type;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OO:Program", &PyTuple_Type, &fields, &PyTuple_Type, &texts,
                           &PyTuple_Type, &leaves, &PyTuple_Type, &nodes, &PyTuple_Type, &kids,
-                          &PyTuple_Type, &groups, &fold))
+                          &PyTuple_Type, &groups, &fold, &result_type))
         return -1;
     if (p->fields) Program_free_tables(p);
     Py_INCREF(fold); p->fold = fold;
@@ -694,10 +1002,27 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         PyErr_NoMemory();
         return -1;
     }
+    int interned = 1;
     for (int f = 0; f < p->n_fields; f++) {
         PyObject *name = PyTuple_GET_ITEM(fields, f);
-        if (!PyUnicode_Check(name)) return bad("field names must be str");
+        if (!PyUnicode_CheckExact(name)) return bad("field names must be str");
         Py_INCREF(name); p->fields[f] = name;
+        interned &= PyUnicode_CHECK_INTERNED(name) != 0;
+    }
+    if (interned && p->n_fields > 0) {  /* see read_all */
+        int bits = 3;
+        while ((1 << bits) < 2 * p->n_fields) bits++;
+        p->by_name_bits = bits;
+        p->by_name = PyMem_Calloc((size_t)1 << bits, sizeof(PyObject *));
+        p->by_name_field = PyMem_Calloc((size_t)1 << bits, sizeof(int));
+        if (!p->by_name || !p->by_name_field) { PyErr_NoMemory(); return -1; }
+        uint32_t mask = ((uint32_t)1 << bits) - 1;
+        for (int f = 0; f < p->n_fields; f++) {
+            uint32_t at = name_slot(p, p->fields[f]);
+            while (p->by_name[at] != NULL) at = (at + 1) & mask;
+            p->by_name[at] = p->fields[f];
+            p->by_name_field[at] = f;
+        }
     }
     for (int t = 0; t < p->n_texts; t++) {
         PyObject *spec = PyTuple_GET_ITEM(texts, t);  /* (field, Scanner) */
@@ -709,10 +1034,13 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         Py_INCREF(p->scanners[t]);
     }
     for (int i = 0; i < p->n_leaves; i++) {
-        /* (kind, field, text, op, want, a, b, keyword ids or None) */
+        /* (kind, field, text, op, want, a, b, keyword ids or None, trace field, op, expected) */
         PyObject *spec = PyTuple_GET_ITEM(leaves, i);
         Leaf *l = &p->leaves[i];
-        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 8) return bad("a leaf has 8 entries");
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 11) return bad("a leaf has 11 entries");
+        l->t_field = PyTuple_GET_ITEM(spec, 8); Py_INCREF(l->t_field);
+        l->t_op = PyTuple_GET_ITEM(spec, 9); Py_INCREF(l->t_op);
+        l->t_expected = PyTuple_GET_ITEM(spec, 10); Py_INCREF(l->t_expected);
         if (as_int(spec, 0, &l->kind) < 0 || as_int(spec, 1, &l->field) < 0 || as_int(spec, 2, &l->text) < 0
             || as_int(spec, 3, &l->op) < 0 || as_int(spec, 4, &l->want) < 0)
             return -1;
@@ -764,10 +1092,13 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         if (n->type < N_LEAF || n->type > N_NOT) return bad("unknown node type");
     }
     for (int gi = 0; gi < p->n_groups; gi++) {
-        /* (first, roots, outcomes, seen, combine) */
+        /* (first, roots, outcomes, seen, combine, name, rule ids, rule actions) */
         PyObject *spec = PyTuple_GET_ITEM(groups, gi);
         Group *g = &p->groups[gi];
-        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 5) return bad("a group has 5 entries");
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 8) return bad("a group has 8 entries");
+        g->name = PyTuple_GET_ITEM(spec, 5); Py_INCREF(g->name);
+        g->ids = PyTuple_GET_ITEM(spec, 6); Py_INCREF(g->ids);
+        g->thens = PyTuple_GET_ITEM(spec, 7); Py_INCREF(g->thens);
         if (as_int(spec, 0, &g->first) < 0) return -1;
         PyObject *roots = PyTuple_GET_ITEM(spec, 1);
         if (!PyTuple_Check(roots)) return bad("roots must be a tuple");
@@ -789,7 +1120,38 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
             return bad("a first group has one outcome per rule and one for no match");
         if (!g->first && (!PyDict_Check(g->seen) || !PyCallable_Check(g->combine)))
             return bad("an all group needs a dict and a callable");
+        if (!PyTuple_Check(g->ids) || PyTuple_GET_SIZE(g->ids) != g->n_rules
+            || !PyTuple_Check(g->thens) || PyTuple_GET_SIZE(g->thens) != g->n_rules)
+            return bad("a group has one id and one action dict per rule");
+        for (int r = 0; r < g->n_rules; r++)
+            if (!PyDict_Check(PyTuple_GET_ITEM(g->thens, r))) return bad("actions must be a dict");
     }
+    p->leaf_templates = PyMem_Calloc(p->n_leaves + 1, sizeof(PyObject *));
+    if (!p->leaf_templates) { PyErr_NoMemory(); return -1; }
+    for (int i = 0; i < p->n_leaves; i++) {
+        const Leaf *l = &p->leaves[i];
+        PyObject *t = p->leaf_templates[i] = PyDict_New();
+        if (!t || PyDict_SetItem(t, k_field, l->t_field) < 0 || PyDict_SetItem(t, k_op, l->t_op) < 0
+            || PyDict_SetItem(t, k_expected, l->t_expected) < 0 || PyDict_SetItem(t, k_actual, Py_None) < 0)
+            return -1;
+    }
+    int rules = 0;
+    for (int gi = 0; gi < p->n_groups; gi++) { p->groups[gi].template_base = rules; rules += p->groups[gi].n_rules; }
+    p->rule_templates = PyMem_Calloc(rules + 1, sizeof(PyObject *));
+    if (!p->rule_templates) { PyErr_NoMemory(); return -1; }
+    p->n_rule_templates = rules;
+    for (int gi = 0; gi < p->n_groups; gi++) {
+        const Group *g = &p->groups[gi];
+        for (int r = 0; r < g->n_rules; r++) {
+            PyObject *t = p->rule_templates[g->template_base + r] = PyDict_New();
+            if (!t || PyDict_SetItem(t, k_rule_id, PyTuple_GET_ITEM(g->ids, r)) < 0
+                || PyDict_SetItem(t, k_matched, Py_True) < 0 || PyDict_SetItem(t, k_leaves, Py_None) < 0)
+                return -1;
+        }
+    }
+    if (result_type != Py_None && !PyType_Check(result_type)) return bad("the result type must be a class");
+    Py_INCREF(result_type); p->result_type = result_type;
+    p->vectorcall = (vectorcallfunc)Program_vectorcall;
     return 0;
 }
 
@@ -801,6 +1163,8 @@ static void Program_dealloc(Program *p) {
 static PyMethodDef Program_methods[] = {
     {"index", (PyCFunction)Program_index, METH_O,
      "index(snapshot) -> the first group's first matching rule (-1: none), or its mask of matches"},
+    {"evaluate", (PyCFunction)Program_evaluate, METH_O,
+     "evaluate(snapshot) -> the first group's GroupResult, with the compact trace"},
     {NULL}
 };
 
@@ -808,12 +1172,13 @@ static PyTypeObject ProgramType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "engine.ruleset._native.Program",
     .tp_basicsize = sizeof(Program),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Program, vectorcall),
     .tp_doc = "Groups of rules as tables; calling it with a snapshot returns the groups' outcomes.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Program_init,
     .tp_dealloc = (destructor)Program_dealloc,
-    .tp_call = (ternaryfunc)Program_call,
+    .tp_call = PyVectorcall_Call,
     .tp_methods = Program_methods,
 };
 
@@ -823,13 +1188,23 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+    for (int c = 0; c < 128; c++) ascii_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&ProgramType) < 0) return NULL;
+    if (!(ellipsis_str = PyUnicode_FromString("\u2026")) || !(empty_tuple = PyTuple_New(0))
+        || !(k_field = PyUnicode_InternFromString("field")) || !(k_op = PyUnicode_InternFromString("op"))
+        || !(k_expected = PyUnicode_InternFromString("expected")) || !(k_actual = PyUnicode_InternFromString("actual"))
+        || !(k_rule_id = PyUnicode_InternFromString("rule_id")) || !(k_matched = PyUnicode_InternFromString("matched"))
+        || !(k_leaves = PyUnicode_InternFromString("leaves")) || !(k_group = PyUnicode_InternFromString("group"))
+        || !(k_rule_ids = PyUnicode_InternFromString("rule_ids")) || !(k_actions = PyUnicode_InternFromString("actions"))
+        || !(k_trace = PyUnicode_InternFromString("trace")))
+        return NULL;
     PyObject *m = PyModule_Create(&native_module);
     if (!m) return NULL;
     Py_INCREF(&ScannerType);
     Py_INCREF(&ProgramType);
     if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0
         || PyModule_AddObject(m, "Program", (PyObject *)&ProgramType) < 0
+        || PyModule_AddIntConstant(m, "TABLES_VERSION", TABLES_VERSION) < 0
         || PyModule_AddIntConstant(m, "KEYWORDS_MAX", MAX_WORDS * 64) < 0
         || PyModule_AddIntConstant(m, "FIELDS_MAX", MAX_FIELDS) < 0
         || PyModule_AddIntConstant(m, "TEXTS_MAX", MAX_TEXTS) < 0) {

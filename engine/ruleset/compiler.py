@@ -276,8 +276,11 @@ class _TextField:
         self.keywords.update(needles)
         return self.lists.setdefault(needles, 1 << len(self.lists))
 
-    def finish(self) -> None:
-        if self.keywords:
+    def finish(self, scanner: bool = True) -> None:
+        """Done adding keywords and lists. `scanner=False` leaves building the keyword scanner
+        to the first text loaded: with the native evaluator only explain mode needs it, and its
+        regexes are most of a ruleset's compile time."""
+        if self.keywords and scanner:
             self.scanner = _KeywordScanner(self.keywords)
         for needles, bit in self.lists.items():
             for word in needles:
@@ -289,7 +292,10 @@ class _TextField:
             folded = ready[1]  # folded by build_snapshot, and still belonging to this value
         else:
             folded = fold(value)
-        found = self.scanner.find(folded) if self.scanner is not None else _NO_KEYWORDS
+        scanner = self.scanner
+        if scanner is None and self.keywords:  # finish(scanner=False): built on first use
+            scanner = self.scanner = _KeywordScanner(self.keywords)
+        found = scanner.find(folded) if scanner is not None else _NO_KEYWORDS
         hit = 0
         word_bits = self.word_bits
         for word in found:
@@ -535,9 +541,9 @@ def _implied_entries(cond: Mapping[str, Any]) -> list[Callable[[Snapshot], dict[
     return [_leaf_entry(cond["field"], op, cond[op])]
 
 
-def _finish_views(views: dict[str, _TextField]) -> None:
+def _finish_views(views: dict[str, _TextField], scanners: bool = True) -> None:
     for view in views.values():
-        view.finish()
+        view.finish(scanners)
 
 
 def _load_text(view: _TextField, value: Any, snap: Snapshot) -> tuple[Any, Any, frozenset[str], int]:
@@ -697,18 +703,24 @@ class GroupOutcome:
 _MASK_CACHE_LIMIT = 4096  # distinct rule combinations remembered per `all` group
 
 
+def _undecided(snapshot: Snapshot) -> int:
+    raise RuntimeError("a group's plan was used before the ruleset set its decide function")
+
+
 class _Plan:
     """What evaluation walks for one group: the generated `decide` function (codegen.py), per
     rule the rule, the action keys holding lists (a result gets its own copy of those) and the
     builder of its compact-trace entry; and the shared outcomes for `Ruleset.decide`."""
 
-    __slots__ = ("by_mask", "decide", "first", "list_keys", "name", "outcomes", "rules", "source")
+    __slots__ = ("by_mask", "decide", "first", "list_keys", "name", "native_evaluate", "outcomes", "rules", "source")
 
-    def __init__(self, group: CompiledGroup, list_keys: frozenset[str], decide: codegen.Decide, source: str):
+    def __init__(self, group: CompiledGroup, list_keys: frozenset[str]):
         self.name = group.name
         self.first = group.match == "first"
-        self.decide = decide
-        self.source = source
+        # set by Ruleset: the native program's index(), or the generated function and its source
+        self.decide: codegen.Decide = _undecided
+        self.source: str | None = None
+        self.native_evaluate: Callable[[Snapshot], GroupResult] | None = None  # with the native evaluator
         self.rules = tuple((rule, tuple(key for key, value in rule.then.items() if isinstance(value, list)),
                             _matched_entry(rule.id, rule.when, rule.record))
                            for rule in group.rules)
@@ -766,26 +778,35 @@ class Ruleset:
             self.groups[group["name"]] = compiled
             self._list_actions[group["name"]] = frozenset(
                 key for key, action in GROUP_ACTIONS[group["name"]].items() if action.kind == A_LIST)
-            decide, source = codegen.generate(group["name"], group["match"], [rule.when for rule in rules],
-                                              views, _TextField, _CODEGEN_HELPERS)
-            self._plans[group["name"]] = _Plan(compiled, self._list_actions[group["name"]], decide, source)
-        _finish_views(views)
+            self._plans[group["name"]] = _Plan(compiled, self._list_actions[group["name"]])
         self._views = views
         self._deciders: dict[tuple[str, ...], Callable[[Snapshot], tuple[GroupOutcome, ...]]] = {}
-        # Which rules match is decided by the native evaluator where it is built (native.py);
-        # the generated Python stays each plan's `source` and the fallback.
-        self._natives = None
-        if native.enabled():
-            try:
-                self._natives = native.Natives(views, fold)
-                programs = {name: self._natives.program([self._native_spec(plan)]) for name, plan in self._plans.items()}
-            except OverflowError as exc:  # beyond the C tables' fixed sizes: the generated Python has none
-                _log.warning("ruleset %s: deciding with generated Python, not the native evaluator: %s", self.version, exc)
-                self._natives = None
-            else:
-                for name, program in programs.items():
-                    self._plans[name].decide = program.index
+        # Which rules match is decided by the native evaluator where it is built (native.py), and
+        # by generated Python otherwise. The closures compiled above registered every keyword.
+        self._natives = self._build_natives(views) if native.enabled() else None
+        if self._natives is None:
+            for name, plan in self._plans.items():
+                plan.decide, plan.source = codegen.generate(name, "first" if plan.first else "all",
+                                                            [rule.when for rule, _, _ in plan.rules],
+                                                            views, _TextField, _CODEGEN_HELPERS)
+        # the generated code and the closures read the views; with the native evaluator only
+        # explain mode does, and builds its keyword scanner when it first needs it
+        _finish_views(views, scanners=self._natives is None)
         self.evaluator = "python" if self._natives is None else "native"
+
+    def _build_natives(self, views: dict[str, _TextField]) -> native.Natives | None:
+        """The native programs of every group, set as the plans' decide and evaluate; None
+        (and the generated Python is used) for a ruleset beyond the C tables' fixed sizes."""
+        try:
+            natives = native.Natives(views, fold)
+            programs = {name: natives.program([self._native_spec(plan)], GroupResult) for name, plan in self._plans.items()}
+        except OverflowError as exc:
+            _log.warning("ruleset %s: deciding with generated Python, not the native evaluator: %s", self.version, exc)
+            return None
+        for name, program in programs.items():
+            self._plans[name].decide = program.index
+            self._plans[name].native_evaluate = program.evaluate
+        return natives
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<ruleset>") -> "Ruleset":
@@ -825,6 +846,8 @@ class Ruleset:
         plan = self._plans[group]
         if explain:
             return self._explain(plan, snapshot)
+        if plan.native_evaluate is not None:
+            return plan.native_evaluate(snapshot)
         found = plan.decide(snapshot)
         if plan.first:
             if found < 0:
@@ -871,15 +894,21 @@ class Ruleset:
         return found
 
     @staticmethod
-    def _native_spec(plan: _Plan) -> tuple[str, list[Mapping[str, Any] | None], Any, Any, Any]:
-        conditions = [rule.when for rule, _, _ in plan.rules]
-        if plan.first:
-            return ("first", conditions, plan.outcomes, None, None)
-        return ("all", conditions, None, plan.by_mask, plan.combination)
+    def _native_spec(plan: _Plan) -> native.GroupSpec:
+        rules = [rule for rule, _, _ in plan.rules]
+        return native.GroupSpec(plan.name, plan.first, tuple(rule.when for rule in rules), tuple(rule.id for rule in rules),
+                                tuple(rule.then for rule in rules), plan.outcomes if plan.first else None,
+                                None if plan.first else plan.by_mask, None if plan.first else plan.combination)
 
     def source(self, group: str) -> str:
-        """The Python source generated for a group's decisions (codegen.py), for debugging."""
-        return self._plans[group].source
+        """The Python source generated for a group's decisions (codegen.py), for debugging.
+        With the native evaluator it is generated when first asked for (on views of its own:
+        the ruleset's are finished), and is what the generated Python would run."""
+        plan = self._plans[group]
+        if plan.source is None:
+            _, plan.source = codegen.generate(group, "first" if plan.first else "all",
+                                              [rule.when for rule, _, _ in plan.rules], {}, _TextField, _CODEGEN_HELPERS)
+        return plan.source
 
     def _explain(self, plan: _Plan, snapshot: Mapping[str, Any]) -> GroupResult:
         matched: list[CompiledRule] = []

@@ -15,6 +15,7 @@ the derived fields. It is pure: same input, same output, on every worker and in 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -216,7 +217,10 @@ def build_snapshot(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
     for key, item in value.items():
-        name = f"{prefix}{key}"
+        # Interned: the rules look fields up by the catalog's (interned) names, and a dict
+        # lookup that finds the very same key object skips loading and comparing the key's
+        # text, a cache miss per field on a snapshot that is not in cache any more.
+        name = sys.intern(f"{prefix}{key}") if isinstance(key, str) else f"{prefix}{key}"
         if isinstance(item, Mapping):
             _flatten(item, f"{name}.", out)
         elif isinstance(item, list):

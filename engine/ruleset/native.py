@@ -4,9 +4,10 @@
 built (it is, by `pip install`, on any machine with a C compiler), and with the Python that
 codegen.py generates otherwise. Both give the same answers: the C code implements each leaf
 exactly as codegen and the closures do, and tests/test_ruleset_native.py compares them on
-random snapshots. Only *which rules matched* comes from here; outcomes, actions and traces are
-the Python objects the rest of the compiler builds, so nothing downstream can tell the paths
-apart.
+random snapshots. Outcomes are the compiler's shared Python objects; results of `evaluate`
+(rule ids, actions, the compact trace) are built in C as compiler.py builds them, as fresh
+objects, so nothing downstream can tell the paths apart. Explain mode stays in Python: it is
+for people reading one ticket, not for throughput.
 
 Set TICKETFLOW_RULES_NATIVE=0 to use the generated Python (to compare, or to rule this module
 out when something looks wrong); `ticketflow rules validate --json` reports which one is in use.
@@ -14,24 +15,36 @@ out when something looks wrong); `ticketflow rules validate --json` reports whic
 Tables (see Program_init in _native.c):
 - fields: the field names a program reads, each read at most once per call;
 - texts: per text-like field its `Scanner` (the field's keywords, in one trie) and field index;
-- leaves: (kind, field, text, op, want, a, b, keyword ids) per `{field, op: value}` test;
+- leaves: (kind, field, text, op, want, a, b, keyword ids, and the field, operator and expected
+  value its trace entry shows) per `{field, op: value}` test;
 - nodes: (type, arg, start, count) for leaf / all / any / not, children before parents, with
   `kids` holding the children of all and any;
-- groups: (first, root node per rule or -1 for a catch-all, outcomes, seen, combine).
+- groups: (first, root node per rule or -1 for a catch-all, outcomes, seen, combine, name, rule
+  ids, rule actions); see GroupSpec.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .fields import BOOL, ENUM, FIELDS, INT, LIST, NUMBER, STRING, TEXT
+
+TABLES_VERSION = 3  # the table layout this module builds; _native.c says which one it reads
 
 try:
     from . import _native
 except ImportError:  # not built (no C compiler when installed): the generated Python is used
+    _native = None
+if _native is not None and getattr(_native, "TABLES_VERSION", None) != TABLES_VERSION:
+    # an extension built from an older _native.c (a rebuild failed and left it): never use it
+    logging.getLogger(__name__).warning(
+        "engine/ruleset/_native is built for tables version %s, this code builds %s: deciding with generated "
+        "Python; rebuild with `pip install -e .`", getattr(_native, "TABLES_VERSION", None), TABLES_VERSION)
     _native = None
 
 # leaf kinds and node types: the enums of _native.c, in order
@@ -66,18 +79,32 @@ class Natives:
             self._texts[name] = (_native.Scanner(keywords, view.precomputed, fold),
                                  {word: number for number, word in enumerate(keywords)})
 
-    def program(self, groups: Sequence[tuple[str, Sequence[Mapping[str, Any] | None], Any, Any, Any]]) -> Any:
-        """A Program deciding `groups` on one snapshot. Each entry is (match, conditions,
-        outcomes, seen, combine): conditions are the rules' `when` (None: catch-all); a `first`
-        group needs `outcomes` (one per rule, then no match), an `all` group `seen` (mask ->
-        (indices, actions, outcome)) and `combine` (the same for a new mask)."""
+    def program(self, groups: Sequence[GroupSpec], result_type: type | None = None) -> Any:
+        """A Program deciding `groups` on one snapshot (see GroupSpec). With `result_type`
+        (compiler.GroupResult) its evaluate() also builds the first group's result and trace."""
         tables = _Tables(self._texts, self._fold)
         specs = []
-        for match, conditions, outcomes, seen, combine in groups:
-            roots = tuple(-1 if cond is None else tables.node(cond) for cond in conditions)
-            specs.append((1 if match == "first" else 0, roots, outcomes, seen, combine))
+        for group in groups:
+            roots = tuple(-1 if cond is None else tables.node(cond) for cond in group.conditions)
+            specs.append((1 if group.first else 0, roots, group.outcomes, group.seen, group.combine,
+                          group.name, group.ids, group.thens))
         return _native.Program(tuple(tables.fields), tuple(tables.texts), tuple(tables.leaves),
-                               tuple(tables.nodes), tuple(tables.kids), tuple(specs), self._fold)
+                               tuple(tables.nodes), tuple(tables.kids), tuple(specs), self._fold, result_type)
+
+
+class GroupSpec(NamedTuple):
+    """One group as a program needs it. A `first` group gives `outcomes` (one per rule, then
+    the one of no match); an `all` group `seen` (mask -> (indices, merged actions, outcome),
+    shared with the Python side) and `combine(mask)`, which computes and remembers a new mask."""
+
+    name: str
+    first: bool
+    conditions: tuple[Mapping[str, Any] | None, ...]  # the rules' `when`, None for a catch-all
+    ids: tuple[str, ...]
+    thens: tuple[Mapping[str, Any], ...]
+    outcomes: tuple[Any, ...] | None
+    seen: dict[int, Any] | None
+    combine: Callable[[int], Any] | None
 
 
 class _Tables:
@@ -95,7 +122,7 @@ class _Tables:
     def field(self, name: str) -> int:
         if name not in self._field_index:
             self._field_index[name] = len(self.fields)
-            self.fields.append(name)
+            self.fields.append(sys.intern(name))  # build_snapshot interns its keys: found by identity
         return self._field_index[name]
 
     def text(self, name: str) -> int:
@@ -130,9 +157,13 @@ class _Tables:
         fold = self._fold
         field = self.field(name)
 
+        # what its compact-trace entry shows (compiler._leaf_entry): one object shared by every trace
+        shown = list(expected) if isinstance(expected, list) else expected
+        op_name = op
+
         def leaf(kind: int, a: Any = None, b: Any = None, *, want: int = 0, op: int = 0, text: int = -1,
                  ids: tuple[int, ...] | None = None) -> tuple[Any, ...]:
-            return (kind, field, text, op, want, a, b, ids)
+            return (kind, field, text, op, want, a, b, ids, name, op_name, shown)
 
         if op == "is_set":
             return leaf(L_IS_SET, want=int(bool(expected)))
