@@ -111,6 +111,13 @@ def test_validate_shipped_rules_prints_the_version() -> None:
     assert data["ok"] is True and data["version"] == version.group()
     assert set(data["groups"]) == {"classification", "priority", "routing", "sla_policy", "escalation", "auto_close", "survey",
                                    "respond", "faq", "resolution", "recovery", "compensation"}
+    # which evaluator decides: the native one where it is built (CI builds it), unless turned off
+    assert data["evaluator"] == "native" and res.stdout.rstrip().endswith("; native evaluator")
+    env_python = {**os.environ, "TICKETFLOW_RULES_NATIVE": "0"}
+    off = subprocess.run([sys.executable, "-m", "engine", "rules", "validate", "rules", "--json"], cwd=ROOT, env=env_python,
+                         capture_output=True, text=True, encoding="utf-8", timeout=120, check=False)
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["evaluator"] == "python" and json.loads(off.stdout)["version"] == version.group()
 
 
 # ---- lint -------------------------------------------------------------------------------------

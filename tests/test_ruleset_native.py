@@ -429,3 +429,38 @@ def test_no_reference_or_memory_leaks() -> None:
     after = [sys.getrefcount(value) for value in watched]
     assert after == before, [(value, b, a) for value, b, a in zip(watched, before, after) if a != b]
     assert grown < 200_000, grown
+
+
+# 8. Interned and plain keys
+
+def test_interned_and_plain_keys_decide_alike() -> None:
+    """build_snapshot interns its keys and the native programs look fields up by interned names,
+    so a lookup usually finds the key by identity. A snapshot whose keys are equal but other
+    objects (built by other code) must decide the same: every example ticket of rules/tests,
+    through every stage, against the generated Python."""
+    import yaml
+
+    from engine.ruleset.stages import STAGES, apply_to_snapshot
+
+    with evaluator_env("0"):
+        python = load_ruleset(Path("rules"))
+    fast = load_ruleset(Path("rules"))
+    tickets = [case["ticket"] for path in sorted(Path("rules/tests").glob("*.yaml"))
+               for case in yaml.safe_load(path.read_text("utf-8"))["cases"]]
+    assert len(tickets) > 50
+    for ticket in tickets:
+        snapshot = build_snapshot(ticket)
+        assert all(sys.intern(key) is key for key in snapshot)
+        plain = {"".join(list(key)): value for key, value in snapshot.items()}  # equal keys, other objects
+        assert all(a is not b and a == b for a, b in zip(snapshot, plain))
+        for stage, groups in STAGES:
+            groups = tuple(group for group in groups if fast.has_group(group))
+            want = ([(o.rule_ids, dict(o.actions)) for o in python.decider(groups)(snapshot)],
+                    [(r.rule_ids, r.actions, r.trace) for r in (python.evaluate(g, snapshot) for g in groups)])
+            for snap in (snapshot, plain):
+                got = ([(o.rule_ids, dict(o.actions)) for o in fast.decider(groups)(snap)],
+                       [(r.rule_ids, r.actions, r.trace) for r in (fast.evaluate(g, snap) for g in groups)])
+                assert got == want, (stage, ticket)
+            for result in fast.decider(groups)(snapshot):
+                apply_to_snapshot(snapshot, result)
+                apply_to_snapshot(plain, result)

@@ -82,11 +82,13 @@ def validate(directory: DirArg = None, as_json: JsonFlag = False) -> None:
     path = _dir(directory)
     rs = _load(path, as_json)
     _check_connectors(rs)
-    summary = {"ok": True, "version": rs.version, "groups": list(rs.groups), "rules": _count(rs), "sla_policies": list(rs.sla_policies)}
+    summary = {"ok": True, "version": rs.version, "groups": list(rs.groups), "rules": _count(rs),
+               "sla_policies": list(rs.sla_policies), "evaluator": rs.evaluator}
     if as_json:
         print_json(summary)
     else:
-        typer.echo(f"{path}: ok — version {rs.version}, {len(rs.groups)} groups, {_count(rs)} rules, {len(rs.sla_policies)} SLA policies")
+        typer.echo(f"{path}: ok — version {rs.version}, {len(rs.groups)} groups, {_count(rs)} rules, "
+                   f"{len(rs.sla_policies)} SLA policies; {rs.evaluator} evaluator")
 
 
 @rules_app.command("lint")

@@ -319,8 +319,6 @@ typedef struct {
     PyObject *fold;
     PyObject *result_type;  /* GroupResult, or None: then evaluate() is not offered */
     vectorcallfunc vectorcall;
-    PyObject **by_name;     /* open addressing on the (interned) field names' addresses */
-    int *by_name_field, by_name_bits;
     PyObject **leaf_templates, **rule_templates;  /* trace entries to copy, see leaf_entry */
     int n_rule_templates;
 } Program;
@@ -599,44 +597,6 @@ static void ctx_clear(Program *p, Ctx *x) {
     Py_XDECREF(x->get);
 }
 
-static inline uint32_t name_slot(const Program *p, PyObject *name) {
-    return (uint32_t)(((uintptr_t)name * 0x9E3779B97F4A7C15ull) >> (64 - p->by_name_bits));
-}
-
-/* Read every field the program needs in one pass over the snapshot's entries, when it needs many
-   of them: the entries lie one after the other in memory, where lookups one by one would each
-   reach into the dict's index first (on a snapshot no longer in cache, a miss per field). Keys
-   are matched by address, which is exact only while every key is interned (build_snapshot
-   interns them, and the field names are): then an equal key is the same object. A key that is
-   not interned stops the pass, and the fields are looked up one by one as usual. */
-static void read_all(Program *p, Ctx *x) {
-    PyObject *snap = x->snap, *key, *value;
-    Py_ssize_t pos = 0, size = PyDict_GET_SIZE(snap);
-    if (p->by_name == NULL || (Py_ssize_t)p->n_fields * 3 < size) return;
-    uint32_t mask = ((uint32_t)1 << p->by_name_bits) - 1;
-    int found = 0;
-    while (PyDict_Next(snap, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key) || !PyUnicode_CHECK_INTERNED(key)) goto undo;
-        for (uint32_t at = name_slot(p, key);; at = (at + 1) & mask) {
-            PyObject *name = p->by_name[at];
-            if (name == key) {
-                int f = p->by_name_field[at];
-                Py_INCREF(value);
-                x->val[f] = value;
-                found++;
-                break;
-            }
-            if (name == NULL) break;
-        }
-    }
-    if (found < p->n_fields)
-        for (int f = 0; f < p->n_fields; f++)
-            if (!x->val[f]) { Py_INCREF(Py_None); x->val[f] = Py_None; }  /* absent: get() gives None */
-    return;
-undo:
-    for (int f = 0; f < p->n_fields; f++) Py_CLEAR(x->val[f]);
-}
-
 static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     x->snap = snap;
     x->get = NULL;
@@ -645,8 +605,6 @@ static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     if (!PyDict_CheckExact(snap)) {  /* any other Mapping: read it through its own get() */
         x->get = PyObject_GetAttrString(snap, "get");
         if (!x->get) return -1;
-    } else {
-        read_all(p, x);
     }
     return 0;
 }
@@ -950,8 +908,6 @@ static void Program_free_tables(Program *p) {
         Py_XDECREF(p->groups[g].outcomes); Py_XDECREF(p->groups[g].seen); Py_XDECREF(p->groups[g].combine);
         Py_XDECREF(p->groups[g].name); Py_XDECREF(p->groups[g].ids); Py_XDECREF(p->groups[g].thens);
     }
-    PyMem_Free(p->by_name); PyMem_Free(p->by_name_field);
-    p->by_name = NULL; p->by_name_field = NULL;
     for (int l = 0; p->leaf_templates && l < p->n_leaves; l++) Py_XDECREF(p->leaf_templates[l]);
     PyMem_Free(p->leaf_templates); p->leaf_templates = NULL;
     for (int r = 0; p->rule_templates && r < p->n_rule_templates; r++) Py_XDECREF(p->rule_templates[r]);
@@ -1002,27 +958,10 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         PyErr_NoMemory();
         return -1;
     }
-    int interned = 1;
     for (int f = 0; f < p->n_fields; f++) {
         PyObject *name = PyTuple_GET_ITEM(fields, f);
         if (!PyUnicode_CheckExact(name)) return bad("field names must be str");
         Py_INCREF(name); p->fields[f] = name;
-        interned &= PyUnicode_CHECK_INTERNED(name) != 0;
-    }
-    if (interned && p->n_fields > 0) {  /* see read_all */
-        int bits = 3;
-        while ((1 << bits) < 2 * p->n_fields) bits++;
-        p->by_name_bits = bits;
-        p->by_name = PyMem_Calloc((size_t)1 << bits, sizeof(PyObject *));
-        p->by_name_field = PyMem_Calloc((size_t)1 << bits, sizeof(int));
-        if (!p->by_name || !p->by_name_field) { PyErr_NoMemory(); return -1; }
-        uint32_t mask = ((uint32_t)1 << bits) - 1;
-        for (int f = 0; f < p->n_fields; f++) {
-            uint32_t at = name_slot(p, p->fields[f]);
-            while (p->by_name[at] != NULL) at = (at + 1) & mask;
-            p->by_name[at] = p->fields[f];
-            p->by_name_field[at] = f;
-        }
     }
     for (int t = 0; t < p->n_texts; t++) {
         PyObject *spec = PyTuple_GET_ITEM(texts, t);  /* (field, Scanner) */

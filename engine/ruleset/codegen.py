@@ -1,4 +1,7 @@
-"""Generating one Python function per rule group: the hot path of rule evaluation.
+"""Generating one Python function per rule group: rule evaluation without the C extension.
+
+Where the native evaluator is built (native.py, _native.c) it decides instead, with the same
+semantics; this module stays the fallback and what `Ruleset.source()` shows.
 
 The compiler (compiler.py) turns every condition into closures, which explain mode and traces
 walk leaf by leaf. Deciding which rule matches does not need that walk: this module writes the

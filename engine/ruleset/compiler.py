@@ -5,14 +5,19 @@ evaluate), the compiled groups and rules, `GroupResult`, the merge of actions in
 the trace. It trusts its input: everything reaching `Ruleset` went through the loader's checks
 (`load_ruleset` or `Ruleset.from_dict`), so compiling cannot fail on user mistakes.
 
-Two compiled forms of every group:
-- `codegen.generate` writes the group's conditions as one Python function (plain if-statements,
-  each field read once) that returns which rules matched. `decide` (no trace) and `evaluate`
-  (compact trace) use it to pick the rules; see codegen.py for why and how it stays safe.
+Compiled forms of every group:
+- the native evaluator (native.py builds its tables, _native.c runs them) picks the rules for
+  `decide` and `decider`, and builds `evaluate`'s result with its compact trace, where the C
+  extension is built (it is by `pip install` on a machine with a C compiler);
+- otherwise `codegen.generate` writes the group's conditions as one Python function (plain
+  if-statements, each field read once) that returns which rules matched, and `decide` (no
+  trace) and `evaluate` (compact trace) use it; see codegen.py for why and how it stays safe.
+  With the native evaluator it is generated only when `source()` asks for it;
 - every condition also compiles to closures: `test(snapshot) -> bool` and `record(snapshot, out,
   full) -> bool`, which appends one trace entry per leaf it evaluates. Explain mode walks them,
   and the compact trace of a matched rule is built from them; they are the reference the
-  generated code is tested against (tests/test_ruleset_codegen.py).
+  generated code and the native evaluator are tested against (tests/test_ruleset_codegen.py,
+  tests/test_ruleset_native.py).
 
 Why it is shaped the way it is (bench/rules_bench.py measures it against hand-written Python;
 tests/test_ruleset_perf_semantics.py pins the behaviour of these paths):

@@ -217,9 +217,10 @@ def build_snapshot(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
     for key, item in value.items():
-        # Interned: the rules look fields up by the catalog's (interned) names, and a dict
-        # lookup that finds the very same key object skips loading and comparing the key's
-        # text, a cache miss per field on a snapshot that is not in cache any more.
+        # Interned: the native evaluator looks fields up by interned names (native.py), and a
+        # dict lookup that finds the very same key object skips loading and comparing the
+        # key's text, a cache miss per field on a snapshot no longer in cache (rules_bench:
+        # 14 -> 10 µs per ticket).
         name = sys.intern(f"{prefix}{key}") if isinstance(key, str) else f"{prefix}{key}"
         if isinstance(item, Mapping):
             _flatten(item, f"{name}.", out)
