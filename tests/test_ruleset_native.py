@@ -434,10 +434,11 @@ def test_no_reference_or_memory_leaks() -> None:
 # 8. Interned and plain keys
 
 def test_interned_and_plain_keys_decide_alike() -> None:
-    """build_snapshot interns its keys and the native programs look fields up by interned names,
-    so a lookup usually finds the key by identity. A snapshot whose keys are equal but other
-    objects (built by other code) must decide the same: every example ticket of rules/tests,
-    through every stage, against the generated Python."""
+    """build_snapshot interns its keys and short values, and the native programs look fields up
+    by interned names and compare enum values with interned constants, so most comparisons are
+    by address. A snapshot whose keys and values are equal but other objects (built by other
+    code) must decide the same: every example ticket of rules/tests, through every stage,
+    against the generated Python."""
     import yaml
 
     from engine.ruleset.stages import STAGES, apply_to_snapshot
@@ -451,7 +452,9 @@ def test_interned_and_plain_keys_decide_alike() -> None:
     for ticket in tickets:
         snapshot = build_snapshot(ticket)
         assert all(sys.intern(key) is key for key in snapshot)
-        plain = {"".join(list(key)): value for key, value in snapshot.items()}  # equal keys, other objects
+        # equal keys and text values, other objects (build_snapshot interns both)
+        plain = {"".join(list(key)): "".join(list(value)) if type(value) is str else value
+                 for key, value in snapshot.items()}
         assert all(a is not b and a == b for a, b in zip(snapshot, plain))
         for stage, groups in STAGES:
             groups = tuple(group for group in groups if fast.has_group(group))

@@ -25,6 +25,7 @@
 /* The layout of the tables native.py builds; native.py refuses a module built for another one
    (an old build left in place when a rebuild failed). Raise it with every change to the tables. */
 #define TABLES_VERSION 3
+#define SMALL_SET 8          /* sets of interned str up to this size are searched by address */
 
 /* A letter or digit of a script that separates words with spaces; compiler._is_word_char.
    ASCII from a table: English text asks for every letter. */
@@ -291,6 +292,9 @@ typedef struct {
     int kind, field, text, op, want;
     PyObject *a, *b;       /* expected values: a constant, a frozenset, a prefix, a search() */
     uint64_t *bits;        /* keyword bits of contains_any / contains_all, n_u64 of its text */
+    int lo, hi;            /* the words of `bits` that are not zero: [lo, hi) */
+    PyObject *few[SMALL_SET];  /* a set of up to SMALL_SET interned str: its members, else NULLs */
+    int n_few;
     PyObject *t_field, *t_op, *t_expected;  /* its trace entry: the field, operator, expected value */
 } Leaf;
 
@@ -349,6 +353,16 @@ static PyObject *value_of(Program *p, Ctx *x, int f) {
     return v;
 }
 
+/* Equality of two exact str objects without PyUnicode_Compare's ordering work: most unequal
+   values differ in length or kind, and two interned strings are equal only if they are one. */
+static inline int str_eq(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    if (n != PyUnicode_GET_LENGTH(b) || PyUnicode_KIND(a) != PyUnicode_KIND(b)) return 0;
+    if (PyUnicode_CHECK_INTERNED(a) && PyUnicode_CHECK_INTERNED(b)) return 0;
+    return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
 /* 1: a string (folded and bits ready), 0: not a string, -1: error */
 static int load_text(Program *p, Ctx *x, int t) {
     if (x->text_state[t]) return x->text_state[t] == 1;
@@ -357,11 +371,10 @@ static int load_text(Program *p, Ctx *x, int t) {
     if (!PyUnicode_Check(v)) { x->text_state[t] = 2; return 0; }
     Scanner *s = p->scanners[t];
     if (s->last_value != NULL) {
-        int same = s->last_value == v;
-        if (!same) {
-            same = PyUnicode_Check(s->last_value) && PyUnicode_Compare(v, s->last_value) == 0;
-            if (PyErr_Occurred()) return -1;
-        }
+        /* equal text, even in another object, has the same folded form and keywords */
+        int same = PyUnicode_CheckExact(v) && PyUnicode_CheckExact(s->last_value) ? str_eq(v, s->last_value)
+                   : PyUnicode_Compare(v, s->last_value) == 0;
+        if (PyErr_Occurred()) return -1;
         if (same) {
             x->folded[t] = s->last_folded; Py_INCREF(s->last_folded);
             memcpy(x->bits[t], s->last_bits, sizeof(uint64_t) * s->n_u64);
@@ -427,8 +440,16 @@ static int compare(PyObject *v, PyObject *e, int op) {
             default: return a != b;
             }
         }
-    } else if (PyFloat_CheckExact(v) && PyFloat_CheckExact(e)) {
-        double a = PyFloat_AS_DOUBLE(v), b = PyFloat_AS_DOUBLE(e);
+    } else if ((PyFloat_CheckExact(v) || PyLong_CheckExact(v)) && (PyFloat_CheckExact(e) || PyLong_CheckExact(e))) {
+        /* a float against a float, or against an int of at most 53 bits (exactly a double, so
+           the comparison is Python's exact one); larger ints go to Python below */
+        double a, b;
+        int ok = 1;
+        if (PyFloat_CheckExact(v)) a = PyFloat_AS_DOUBLE(v);
+        else { long long i = PyLong_AsLongLongAndOverflow(v, &ok); ok = !ok && i <= (1LL << 53) && i >= -(1LL << 53); a = (double)i; }
+        if (PyFloat_CheckExact(e)) b = PyFloat_AS_DOUBLE(e);
+        else if (ok) { long long i = PyLong_AsLongLongAndOverflow(e, &ok); ok = !ok && i <= (1LL << 53) && i >= -(1LL << 53); b = (double)i; }
+        if (!ok) return PyObject_RichCompareBool(v, e, op);
         switch (op) {
         case Py_LT: return a < b;
         case Py_LE: return a <= b;
@@ -457,33 +478,49 @@ static int is_empty(PyObject *v) {
     return 0;
 }
 
-/* list fields: contains_any / contains_all of folded needles among the folded string items */
+/* list fields: contains_any / contains_all of folded needles among the folded string items
+   (compiler: `needles.isdisjoint(items)` / `needles <= items`), item by item without a set */
 static int list_test(Program *p, PyObject *v, PyObject *needles, int all) {
     if (!PyList_Check(v) && !PyTuple_Check(v)) return 0;
-    PyObject *items = PySet_New(NULL);
-    if (!items) return -1;
     PyObject *seq = PySequence_Fast(v, "a list");
-    if (!seq) { Py_DECREF(items); return -1; }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), found = 0, wanted = PySet_GET_SIZE(needles);
+    PyObject *seen = NULL;  /* contains_all: the needles found so far (an item may repeat) */
+    int result = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyUnicode_Check(item)) continue;
         PyObject *folded = fold_text(item, p->fold);
-        if (!folded || PySet_Add(items, folded) < 0) { Py_XDECREF(folded); Py_DECREF(seq); Py_DECREF(items); return -1; }
+        if (!folded) { result = -1; break; }
+        int hit = PySet_Contains(needles, folded);
+        if (hit > 0 && all) {
+            if (!seen && !(seen = PySet_New(NULL))) hit = -1;
+            else if ((hit = PySet_Contains(seen, folded)) == 0) {
+                hit = PySet_Add(seen, folded) < 0 ? -1 : 1;
+                found++;
+            } else if (hit > 0) {
+                hit = 0;  /* that needle was counted already */
+            }
+        }
         Py_DECREF(folded);
+        if (hit < 0) { result = -1; break; }
+        if (hit && !all) { result = 1; break; }
+        if (all && found == wanted) { result = 1; break; }
     }
+    if (all && wanted == 0 && result == 0) result = 1;  /* the empty set is in every set */
+    Py_XDECREF(seen);
     Py_DECREF(seq);
-    int result;
-    if (all) {
-        PyObject *sub = PyObject_RichCompare(needles, items, Py_LE);
-        result = sub ? PyObject_IsTrue(sub) : -1;
-        Py_XDECREF(sub);
-    } else {
-        PyObject *disjoint = PyObject_CallMethod(needles, "isdisjoint", "O", items);
-        result = disjoint ? !PyObject_IsTrue(disjoint) : -1;
-        Py_XDECREF(disjoint);
-    }
-    Py_DECREF(items);
     return result;
+}
+
+/* `v in l->a` for a set: an interned str against a small set of interned str is a member only
+   if it is one of them (equal interned strings are one object); anything else asks the set. */
+static inline int member(const Leaf *l, PyObject *v) {
+    if (l->n_few && PyUnicode_CheckExact(v) && PyUnicode_CHECK_INTERNED(v)) {
+        for (int i = 0; i < l->n_few; i++) if (l->few[i] == v) return 1;
+        return 0;
+    }
+    return PySet_Contains(l->a, v);
 }
 
 static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
@@ -493,20 +530,19 @@ static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
     case L_TEXT_ANY: case L_TEXT_ALL: case L_TEXT_IN: case L_TEXT_NOT_IN: case L_TEXT_STARTS: case L_TEXT_MATCHES: {
         r = load_text(p, x, l->text);
         if (r <= 0) return r;  /* a value that is not a string fails every text test */
-        int n = p->scanners[l->text]->n_u64;
         const uint64_t *have = x->bits[l->text];
         PyObject *folded = x->folded[l->text];
         switch (l->kind) {
         case L_TEXT_ANY:
-            for (int i = 0; i < n; i++) if (have[i] & l->bits[i]) return 1;
+            for (int i = l->lo; i < l->hi; i++) if (have[i] & l->bits[i]) return 1;
             return 0;
         case L_TEXT_ALL:
-            for (int i = 0; i < n; i++) if ((have[i] & l->bits[i]) != l->bits[i]) return 0;
+            for (int i = l->lo; i < l->hi; i++) if ((have[i] & l->bits[i]) != l->bits[i]) return 0;
             return 1;
         case L_TEXT_IN:
-            return PySet_Contains(l->a, folded);
+            return member(l, folded);
         case L_TEXT_NOT_IN:
-            r = PySet_Contains(l->a, folded);
+            r = member(l, folded);
             return r < 0 ? r : !r;
         case L_TEXT_STARTS: {
             Py_ssize_t start = 0, len = PyUnicode_GET_LENGTH(folded);
@@ -536,17 +572,18 @@ static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
     case L_LIST_ALL: return list_test(p, v, l->a, 1);
     case L_BOOL_IS: return v == l->a;
     case L_ENUM_EQ:
-        if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(l->a)) return v == l->a || PyUnicode_Compare(v, l->a) == 0;
+        if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(l->a)) return str_eq(v, l->a);
         return PyObject_RichCompareBool(v, l->a, Py_EQ);
     case L_ENUM_NE:
         if (!PyUnicode_Check(v)) return 0;
+        if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(l->a)) return !str_eq(v, l->a);
         return PyObject_RichCompareBool(v, l->a, Py_NE);
     case L_ENUM_IN:
         if (!PyUnicode_Check(v)) return 0;
-        return PySet_Contains(l->a, v);
+        return member(l, v);
     case L_ENUM_NOT_IN:
         if (!PyUnicode_Check(v)) return 0;
-        r = PySet_Contains(l->a, v);
+        r = member(l, v);
         return r < 0 ? r : !r;
     case L_NUM_CMP:
         if (!is_number(v)) return 0;
@@ -575,13 +612,15 @@ static int eval_node(Program *p, Ctx *x, int at) {
     case N_LEAF: return eval_leaf(p, x, &p->leaves[n->arg]);
     case N_ALL:
         for (int i = 0; i < n->count; i++) {
-            r = eval_node(p, x, p->kids[n->start + i]);
+            const Node *c = &p->nodes[p->kids[n->start + i]];
+            r = c->type == N_LEAF ? eval_leaf(p, x, &p->leaves[c->arg]) : eval_node(p, x, p->kids[n->start + i]);
             if (r <= 0) return r;
         }
         return 1;
     case N_ANY:
         for (int i = 0; i < n->count; i++) {
-            r = eval_node(p, x, p->kids[n->start + i]);
+            const Node *c = &p->nodes[p->kids[n->start + i]];
+            r = c->type == N_LEAF ? eval_leaf(p, x, &p->leaves[c->arg]) : eval_node(p, x, p->kids[n->start + i]);
             if (r != 0) return r;
         }
         return 0;
@@ -1002,6 +1041,24 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
                 if (id < 0 || id >= s->n_keywords) return bad("keyword id out of range");
                 l->bits[id >> 6] |= (uint64_t)1 << (id & 63);
             }
+            l->lo = s->n_u64;
+            l->hi = 0;
+            for (int w = 0; w < s->n_u64; w++)
+                if (l->bits[w]) { if (w < l->lo) l->lo = w; l->hi = w + 1; }
+            if (l->hi == 0) l->lo = 0;  /* no keyword: contains_any is false, contains_all true */
+        }
+        if (PyFrozenSet_Check(l->a) && PySet_GET_SIZE(l->a) <= SMALL_SET) {
+            PyObject *it = PyObject_GetIter(l->a), *item;
+            int all_interned = 1;
+            if (!it) return -1;
+            while ((item = PyIter_Next(it)) != NULL) {
+                if (!PyUnicode_CheckExact(item) || !PyUnicode_CHECK_INTERNED(item)) all_interned = 0;
+                else l->few[l->n_few++] = item;  /* kept borrowed: the set, which the leaf holds, holds it */
+                Py_DECREF(item);
+            }
+            Py_DECREF(it);
+            if (PyErr_Occurred()) return -1;
+            if (!all_interned) l->n_few = 0;
         }
         if ((l->kind == L_TEXT_IN || l->kind == L_TEXT_NOT_IN || l->kind == L_ENUM_IN || l->kind == L_ENUM_NOT_IN
              || l->kind == L_NUM_IN || l->kind == L_NUM_NOT_IN || l->kind == L_LIST_ANY || l->kind == L_LIST_ALL)

@@ -215,6 +215,9 @@ def build_snapshot(raw: Mapping[str, Any]) -> dict[str, Any]:
     return snapshot
 
 
+_INTERN_UP_TO = 64  # characters; longer values (subjects, bodies) are not worth a lookup
+
+
 def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
     for key, item in value.items():
         # Interned: the native evaluator looks fields up by interned names (native.py), and a
@@ -226,5 +229,9 @@ def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None
             _flatten(item, f"{name}.", out)
         elif isinstance(item, list):
             out[name] = list(item)
+        elif type(item) is str and len(item) <= _INTERN_UP_TO:
+            # short text (channel, tier, language, ids) interned too: the native evaluator then
+            # compares it with the rules' values by address (native.py)
+            out[name] = sys.intern(item)
         else:
             out[name] = item

@@ -178,7 +178,7 @@ class _Tables:
                 return leaf(L_TEXT_ANY if op == "contains_any" else L_TEXT_ALL, text=text,
                             ids=tuple(sorted({ids[fold(item)] for item in expected})))
             if op in ("eq", "in", "ne", "not_in"):
-                values = frozenset([fold(expected)] if op in ("eq", "ne") else [fold(item) for item in expected])
+                values = frozenset(_interned([fold(expected)] if op in ("eq", "ne") else [fold(item) for item in expected]))
                 return leaf(L_TEXT_IN if op in ("eq", "in") else L_TEXT_NOT_IN, values, text=text)
             if op == "starts_with":
                 return leaf(L_TEXT_STARTS, fold(expected), text=text)
@@ -187,12 +187,13 @@ class _Tables:
         if ftype == BOOL and op in ("eq", "ne"):
             return leaf(L_BOOL_IS, bool(expected) if op == "eq" else not expected)
         if ftype == ENUM:
+            # interned, as build_snapshot interns short values: equal values are then one object
             if op == "eq":
-                return leaf(L_ENUM_EQ, expected)
+                return leaf(L_ENUM_EQ, *_interned([expected]))
             if op == "ne":
-                return leaf(L_ENUM_NE, expected)
+                return leaf(L_ENUM_NE, *_interned([expected]))
             if op in ("in", "not_in"):
-                return leaf(L_ENUM_IN if op == "in" else L_ENUM_NOT_IN, frozenset(expected))
+                return leaf(L_ENUM_IN if op == "in" else L_ENUM_NOT_IN, frozenset(_interned(expected)))
         if ftype in (NUMBER, INT):
             if op in _COMPARE:
                 return leaf(L_NUM_CMP, expected, op=_COMPARE[op])
@@ -202,3 +203,9 @@ class _Tables:
             if op in ("in", "not_in"):
                 return leaf(L_NUM_IN if op == "in" else L_NUM_NOT_IN, frozenset(expected))
         raise ValueError(f"operator {op!r} on {ftype} field {name!r} reached the native compiler unvalidated")
+
+
+def _interned(values: Sequence[Any]) -> list[Any]:
+    """The values with every str interned: the C code finds an interned value among interned
+    ones by address."""
+    return [sys.intern(value) if type(value) is str else value for value in values]
