@@ -12,7 +12,9 @@ What is measured, all in one run on the same synthetic tickets:
   `load_ruleset_texts`, over the same tickets;
 - load time: load + validate + compile of rules/ and of the 200-rule text;
 - per group: each group evaluated alone over all tickets (so it pays for its own text scan);
-- build_snapshot: its cost per ticket (mostly sentiment scoring), for scale.
+- build_snapshot: its cost per ticket (mostly sentiment scoring), for scale;
+- the same rules decided by the generated Python (TICKETFLOW_RULES_NATIVE=0), the path a
+  machine without a C compiler runs, when the native evaluator is the one in use.
 
 Tickets and snapshots: seeded random tickets, 60 % Chinese, 35 % English, 5 % mixed, built from
 phrases customers write (the keywords of rules/*.yaml, FAQ questions, near misses such as "issue"
@@ -62,6 +64,7 @@ import argparse
 import collections
 import gc
 import json
+import os
 import platform
 import random
 import re
@@ -880,6 +883,21 @@ def main(argv: list[str] | None = None) -> int:
     t = {mode: best_of(repeats, engine_loop(ruleset, tickets, plan, mode)) for mode in ("decide", "trace", "explain")}
     t_generated = {mode: best_of(repeats, engine_loop(generated, tickets, generated_plan, mode))
                    for mode in ("decide", "trace")}
+    # The same rules decided by the generated Python, the path without the C extension, in the
+    # same run (its answers are checked equal to the native ones before timing).
+    t_python: dict[str, float] = {}
+    if ruleset.evaluator == "native":
+        previous = os.environ.get("TICKETFLOW_RULES_NATIVE")
+        os.environ["TICKETFLOW_RULES_NATIVE"] = "0"
+        try:
+            python_rules = load_ruleset(rules_dir)
+        finally:
+            if previous is None:
+                del os.environ["TICKETFLOW_RULES_NATIVE"]
+            else:
+                os.environ["TICKETFLOW_RULES_NATIVE"] = previous
+        verify(python_rules, baseline, tickets, plan)
+        t_python = {mode: best_of(repeats, engine_loop(python_rules, tickets, plan, mode)) for mode in ("decide", "trace")}
     # Each group alone over all tickets: here every group pays for folding and scanning the text
     # it reads, which in the loop above classification and priority share.
     per_group = {group: best_of(repeats, engine_loop(ruleset, tickets, ((stage, group),), "decide")) / n
@@ -904,6 +922,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_trace_us_per_ticket": round(t["trace"] / n * 1e6, 2),
         "engine_explain_us_per_ticket": round(t["explain"] / n * 1e6, 2),
         "engine_200_rules_us_per_ticket": round(t_generated["decide"] / n * 1e6, 2),
+        "python_evaluator_tickets_per_s": round(n / t_python["decide"]) if t_python else None,
+        "python_evaluator_trace_tickets_per_s": round(n / t_python["trace"]) if t_python else None,
         "engine_us_per_group_evaluation": round(t["decide"] / (n * len(plan)) * 1e6, 3),
         "engine_us_per_group_alone": {group: round(seconds * 1e6, 2) for group, seconds in per_group.items()},
         "load_default_ms": round(default_load * 1e3, 2),
@@ -934,6 +954,9 @@ def main(argv: list[str] | None = None) -> int:
             ("engine, rules/, explain (every leaf)", t["explain"]),
             (f"engine, generated ({n_generated} rules), no trace", t_generated["decide"]),
             (f"engine, generated ({n_generated} rules), trace", t_generated["trace"])]
+    if t_python:
+        rows += [("rules/ by generated Python (no C), no trace", t_python["decide"]),
+                 ("rules/ by generated Python (no C), trace", t_python["trace"])]
     for label, seconds in rows:
         print(f"{label:46}{n / seconds:>12,.0f}{seconds / n * 1e6:>12.2f}{t_base / seconds:>12.2f}x")
     print()
