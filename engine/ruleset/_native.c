@@ -24,7 +24,7 @@
 #define MAX_MASK_WORDS 64    /* 64-bit words of a match-all group's mask: 4096 rules */
 /* The layout of the tables native.py builds; native.py refuses a module built for another one
    (an old build left in place when a rebuild failed). Raise it with every change to the tables. */
-#define TABLES_VERSION 3
+#define TABLES_VERSION 4
 #define SMALL_SET 8          /* sets of interned str up to this size are searched by address */
 
 /* A letter or digit of a script that separates words with spaces; compiler._is_word_char.
@@ -300,9 +300,16 @@ typedef struct {
 
 typedef struct { int type, arg, start, count; } Node;
 
+/* A condition as jumps (native.py, _Tables.code): test the leaf, go on to `if_true` or
+   `if_false`; CODE_TRUE / CODE_FALSE end with that answer. Jumps only go to earlier ops. */
+typedef struct { int leaf, if_true, if_false; } Op;
+#define CODE_TRUE (-2)
+#define CODE_FALSE (-1)
+
 typedef struct {
     int first, n_rules;
     int *roots;            /* per rule its condition's node, -1 for a catch-all */
+    int *entries;          /* per rule its first op, CODE_TRUE for a catch-all */
     PyObject *outcomes;    /* first: tuple, one per rule then "no match" */
     PyObject *seen;        /* all: dict mask -> (indices, actions, outcome) */
     PyObject *combine;     /* all: combination(mask) for a mask not yet seen */
@@ -319,6 +326,8 @@ typedef struct {
     Leaf *leaves;
     Node *nodes;
     int *kids;
+    Op *ops;
+    int n_ops;
     Group *groups;
     PyObject *fold;
     PyObject *result_type;  /* GroupResult, or None: then evaluate() is not offered */
@@ -605,31 +614,6 @@ static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
     return -1;
 }
 
-static int eval_node(Program *p, Ctx *x, int at) {
-    const Node *n = &p->nodes[at];
-    int r;
-    switch (n->type) {
-    case N_LEAF: return eval_leaf(p, x, &p->leaves[n->arg]);
-    case N_ALL:
-        for (int i = 0; i < n->count; i++) {
-            const Node *c = &p->nodes[p->kids[n->start + i]];
-            r = c->type == N_LEAF ? eval_leaf(p, x, &p->leaves[c->arg]) : eval_node(p, x, p->kids[n->start + i]);
-            if (r <= 0) return r;
-        }
-        return 1;
-    case N_ANY:
-        for (int i = 0; i < n->count; i++) {
-            const Node *c = &p->nodes[p->kids[n->start + i]];
-            r = c->type == N_LEAF ? eval_leaf(p, x, &p->leaves[c->arg]) : eval_node(p, x, p->kids[n->start + i]);
-            if (r != 0) return r;
-        }
-        return 0;
-    default:
-        r = eval_node(p, x, n->arg);
-        return r < 0 ? r : !r;
-    }
-}
-
 static void ctx_clear(Program *p, Ctx *x) {
     for (int f = 0; f < p->n_fields; f++) Py_XDECREF(x->val[f]);
     for (int t = 0; t < p->n_texts; t++) if (x->text_state[t] == 1) Py_DECREF(x->folded[t]);
@@ -648,12 +632,30 @@ static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     return 0;
 }
 
+/* Whether a rule's condition holds: its ops from `at` on (1, 0, or -1 on error). */
+static inline int run_code(Program *p, Ctx *x, int at) {
+    while (at >= 0) {
+        const Op *o = &p->ops[at];
+        const Leaf *l = &p->leaves[o->leaf];
+        int r = 0;
+        if (l->kind == L_TEXT_ANY && x->text_state[l->text] == 1) {
+            /* the most frequent test, on a text already scanned: here, without a call */
+            const uint64_t *have = x->bits[l->text];
+            for (int i = l->lo; i < l->hi; i++) if (have[i] & l->bits[i]) { r = 1; break; }
+        } else if ((r = eval_leaf(p, x, l)) < 0) {
+            return -1;
+        }
+        at = r ? o->if_true : o->if_false;
+    }
+    return at == CODE_TRUE;
+}
+
 /* first group: index of the matching rule or -1; all group: the mask of matches in `mask`.
    Returns 0, or -1 on error. */
 static int run_group(Program *p, Ctx *x, const Group *g, Py_ssize_t *index, uint64_t *mask) {
     if (g->first) {
         for (int i = 0; i < g->n_rules; i++) {
-            int r = g->roots[i] < 0 ? 1 : eval_node(p, x, g->roots[i]);
+            int r = run_code(p, x, g->entries[i]);
             if (r < 0) return -1;
             if (r) { *index = i; return 0; }
         }
@@ -662,7 +664,7 @@ static int run_group(Program *p, Ctx *x, const Group *g, Py_ssize_t *index, uint
     }
     memset(mask, 0, sizeof(uint64_t) * ((g->n_rules + 63) / 64 + 1));
     for (int i = 0; i < g->n_rules; i++) {
-        int r = g->roots[i] < 0 ? 1 : eval_node(p, x, g->roots[i]);
+        int r = run_code(p, x, g->entries[i]);
         if (r < 0) return -1;
         if (r) mask[i >> 6] |= (uint64_t)1 << (i & 63);
     }
@@ -943,7 +945,7 @@ static void Program_free_tables(Program *p) {
         Py_XDECREF(p->leaves[l].t_field); Py_XDECREF(p->leaves[l].t_op); Py_XDECREF(p->leaves[l].t_expected);
     }
     for (int g = 0; p->groups && g < p->n_groups; g++) {
-        PyMem_Free(p->groups[g].roots);
+        PyMem_Free(p->groups[g].roots); PyMem_Free(p->groups[g].entries);
         Py_XDECREF(p->groups[g].outcomes); Py_XDECREF(p->groups[g].seen); Py_XDECREF(p->groups[g].combine);
         Py_XDECREF(p->groups[g].name); Py_XDECREF(p->groups[g].ids); Py_XDECREF(p->groups[g].thens);
     }
@@ -952,7 +954,8 @@ static void Program_free_tables(Program *p) {
     for (int r = 0; p->rule_templates && r < p->n_rule_templates; r++) Py_XDECREF(p->rule_templates[r]);
     PyMem_Free(p->rule_templates); p->rule_templates = NULL;
     PyMem_Free(p->fields); PyMem_Free(p->text_field); PyMem_Free(p->scanners); PyMem_Free(p->leaves);
-    PyMem_Free(p->nodes); PyMem_Free(p->kids); PyMem_Free(p->groups);
+    PyMem_Free(p->nodes); PyMem_Free(p->kids); PyMem_Free(p->groups); PyMem_Free(p->ops);
+    p->ops = NULL;
     Py_XDECREF(p->fold);
     Py_CLEAR(p->result_type);
     p->fields = NULL; p->scanners = NULL; p->leaves = NULL; p->groups = NULL;
@@ -970,12 +973,12 @@ static int bad(const char *what) {
     return -1;
 }
 
-/* Program(fields, texts, leaves, nodes, kids, groups, fold, result_type); see native.py */
+/* Program(fields, texts, leaves, nodes, kids, groups, fold, result_type, ops); see native.py */
 static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
-    PyObject *fields, *texts, *leaves, *nodes, *kids, *groups, *fold, *result_type;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OO:Program", &PyTuple_Type, &fields, &PyTuple_Type, &texts,
+    PyObject *fields, *texts, *leaves, *nodes, *kids, *groups, *fold, *result_type, *ops;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OOO!:Program", &PyTuple_Type, &fields, &PyTuple_Type, &texts,
                           &PyTuple_Type, &leaves, &PyTuple_Type, &nodes, &PyTuple_Type, &kids,
-                          &PyTuple_Type, &groups, &fold, &result_type))
+                          &PyTuple_Type, &groups, &fold, &result_type, &PyTuple_Type, &ops))
         return -1;
     if (p->fields) Program_free_tables(p);
     Py_INCREF(fold); p->fold = fold;
@@ -1087,11 +1090,25 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         }
         if (n->type < N_LEAF || n->type > N_NOT) return bad("unknown node type");
     }
+    p->n_ops = (int)PyTuple_GET_SIZE(ops);
+    p->ops = PyMem_Calloc(p->n_ops + 1, sizeof(Op));
+    if (!p->ops) { PyErr_NoMemory(); return -1; }
+    for (int i = 0; i < p->n_ops; i++) {
+        PyObject *spec = PyTuple_GET_ITEM(ops, i);  /* (leaf, if_true, if_false) */
+        Op *o = &p->ops[i];
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 3) return bad("an op has 3 entries");
+        if (as_int(spec, 0, &o->leaf) < 0 || as_int(spec, 1, &o->if_true) < 0 || as_int(spec, 2, &o->if_false) < 0)
+            return -1;
+        if (o->leaf < 0 || o->leaf >= p->n_leaves) return bad("op leaf out of range");
+        /* jumps go to earlier ops or end: evaluation cannot loop */
+        if (o->if_true >= i || o->if_true < CODE_TRUE || o->if_false >= i || o->if_false < CODE_TRUE)
+            return bad("an op must jump to an earlier op or end");
+    }
     for (int gi = 0; gi < p->n_groups; gi++) {
-        /* (first, roots, outcomes, seen, combine, name, rule ids, rule actions) */
+        /* (first, roots, outcomes, seen, combine, name, rule ids, rule actions, first ops) */
         PyObject *spec = PyTuple_GET_ITEM(groups, gi);
         Group *g = &p->groups[gi];
-        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 8) return bad("a group has 8 entries");
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 9) return bad("a group has 9 entries");
         g->name = PyTuple_GET_ITEM(spec, 5); Py_INCREF(g->name);
         g->ids = PyTuple_GET_ITEM(spec, 6); Py_INCREF(g->ids);
         g->thens = PyTuple_GET_ITEM(spec, 7); Py_INCREF(g->thens);
@@ -1103,11 +1120,15 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
             PyErr_Format(PyExc_OverflowError, "%d rules in a match-all group, at most %d", g->n_rules, MAX_MASK_WORDS * 64);
             return -1;
         }
+        PyObject *entries = PyTuple_GET_ITEM(spec, 8);
+        if (!PyTuple_Check(entries) || PyTuple_GET_SIZE(entries) != g->n_rules) return bad("one first op per rule");
         g->roots = PyMem_Calloc(g->n_rules + 1, sizeof(int));
-        if (!g->roots) { PyErr_NoMemory(); return -1; }
+        g->entries = PyMem_Calloc(g->n_rules + 1, sizeof(int));
+        if (!g->roots || !g->entries) { PyErr_NoMemory(); return -1; }
         for (int r = 0; r < g->n_rules; r++) {
-            if (as_int(roots, r, &g->roots[r]) < 0) return -1;
+            if (as_int(roots, r, &g->roots[r]) < 0 || as_int(entries, r, &g->entries[r]) < 0) return -1;
             if (g->roots[r] >= p->n_nodes) return bad("rule root out of range");
+            if (g->entries[r] >= p->n_ops || g->entries[r] < CODE_TRUE) return bad("rule op out of range");
         }
         g->outcomes = PyTuple_GET_ITEM(spec, 2); Py_INCREF(g->outcomes);
         g->seen = PyTuple_GET_ITEM(spec, 3); Py_INCREF(g->seen);

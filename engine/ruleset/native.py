@@ -18,9 +18,11 @@ Tables (see Program_init in _native.c):
 - leaves: (kind, field, text, op, want, a, b, keyword ids, and the field, operator and expected
   value its trace entry shows) per `{field, op: value}` test;
 - nodes: (type, arg, start, count) for leaf / all / any / not, children before parents, with
-  `kids` holding the children of all and any;
+  `kids` holding the children of all and any: what traces walk, in evaluation order;
+- ops: the same conditions as jumps (leaf, next op if true, next op if false), what deciding
+  runs: a loop instead of a recursion (`_Tables.code`);
 - groups: (first, root node per rule or -1 for a catch-all, outcomes, seen, combine, name, rule
-  ids, rule actions); see GroupSpec.
+  ids, rule actions, first op per rule); see GroupSpec.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, NamedTuple
 
 from .fields import BOOL, ENUM, FIELDS, INT, LIST, NUMBER, STRING, TEXT
 
-TABLES_VERSION = 3  # the table layout this module builds; _native.c says which one it reads
+TABLES_VERSION = 4  # the table layout this module builds; _native.c says which one it reads
 
 try:
     from . import _native
@@ -52,6 +54,7 @@ if _native is not None and getattr(_native, "TABLES_VERSION", None) != TABLES_VE
  L_TEXT_MATCHES, L_BOOL_IS, L_ENUM_EQ, L_ENUM_NE, L_ENUM_IN, L_ENUM_NOT_IN, L_NUM_CMP, L_NUM_BETWEEN, L_NUM_IN,
  L_NUM_NOT_IN) = range(19)
 N_LEAF, N_ALL, N_ANY, N_NOT = range(4)
+CODE_TRUE, CODE_FALSE = -2, -1  # where a condition's jumps end
 # Python's rich comparison codes (Py_LT ... Py_GE)
 _COMPARE = {"lt": 0, "lte": 1, "eq": 2, "ne": 3, "gt": 4, "gte": 5}
 
@@ -86,10 +89,12 @@ class Natives:
         specs = []
         for group in groups:
             roots = tuple(-1 if cond is None else tables.node(cond) for cond in group.conditions)
+            entries = tuple(CODE_TRUE if root < 0 else tables.code(root, CODE_TRUE, CODE_FALSE) for root in roots)
             specs.append((1 if group.first else 0, roots, group.outcomes, group.seen, group.combine,
-                          group.name, group.ids, group.thens))
+                          group.name, group.ids, group.thens, entries))
         return _native.Program(tuple(tables.fields), tuple(tables.texts), tuple(tables.leaves),
-                               tuple(tables.nodes), tuple(tables.kids), tuple(specs), self._fold, result_type)
+                               tuple(tables.nodes), tuple(tables.kids), tuple(specs), self._fold, result_type,
+                               tuple(tables.ops))
 
 
 class GroupSpec(NamedTuple):
@@ -118,6 +123,7 @@ class _Tables:
         self.leaves: list[tuple[Any, ...]] = []
         self.nodes: list[tuple[int, int, int, int]] = []
         self.kids: list[int] = []
+        self.ops: list[tuple[int, int, int]] = []  # see code()
 
     def field(self, name: str) -> int:
         if name not in self._field_index:
@@ -143,6 +149,23 @@ class _Tables:
             return self._add((N_NOT, self.node(cond["not"]), 0, 0))
         self.leaves.append(self._leaf(cond))
         return self._add((N_LEAF, len(self.leaves) - 1, 0, 0))
+
+    def code(self, at: int, if_true: int, if_false: int) -> int:
+        """The condition of node `at` as jumps: one op (leaf, next if true, next if false) per
+        leaf, its children compiled last to first so that every jump goes to an op made before
+        (the C side checks it: evaluation only moves down the table and always ends). Returns
+        the op to start at; CODE_TRUE / CODE_FALSE end the walk with that answer. `all` and
+        `any` short-circuit as Python does; `not` swaps the two targets."""
+        kind, arg, start, count = self.nodes[at]
+        if kind == N_LEAF:
+            self.ops.append((arg, if_true, if_false))
+            return len(self.ops) - 1
+        if kind == N_NOT:
+            return self.code(arg, if_false, if_true)
+        entry = if_true if kind == N_ALL else if_false  # all([]) is true, any([]) false
+        for child in reversed(self.kids[start:start + count]):
+            entry = self.code(child, entry, if_false) if kind == N_ALL else self.code(child, if_true, entry)
+        return entry
 
     def _add(self, node: tuple[int, int, int, int]) -> int:
         self.nodes.append(node)
