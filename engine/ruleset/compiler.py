@@ -713,9 +713,10 @@ def _undecided(snapshot: Snapshot) -> int:
 
 
 class _Plan:
-    """What evaluation walks for one group: the generated `decide` function (codegen.py), per
-    rule the rule, the action keys holding lists (a result gets its own copy of those) and the
-    builder of its compact-trace entry; and the shared outcomes for `Ruleset.decide`."""
+    """What evaluation walks for one group: its `decide` function (the native program's index,
+    or the function codegen.py generates), the native program's `evaluate` when there is one,
+    per rule the rule, the action keys holding lists (a result gets its own copy of those) and
+    the builder of its compact-trace entry; and the shared outcomes for `Ruleset.decide`."""
 
     __slots__ = ("by_mask", "decide", "first", "list_keys", "name", "native_evaluate", "outcomes", "rules", "source")
 
