@@ -73,6 +73,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -887,15 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     # same run (its answers are checked equal to the native ones before timing).
     t_python: dict[str, float] = {}
     if ruleset.evaluator == "native":
-        previous = os.environ.get("TICKETFLOW_RULES_NATIVE")
-        os.environ["TICKETFLOW_RULES_NATIVE"] = "0"
-        try:
+        with mock.patch.dict(os.environ, {"TICKETFLOW_RULES_NATIVE": "0"}):
             python_rules = load_ruleset(rules_dir)
-        finally:
-            if previous is None:
-                del os.environ["TICKETFLOW_RULES_NATIVE"]
-            else:
-                os.environ["TICKETFLOW_RULES_NATIVE"] = previous
         verify(python_rules, baseline, tickets, plan)
         t_python = {mode: best_of(repeats, engine_loop(python_rules, tickets, plan, mode)) for mode in ("decide", "trace")}
     # Each group alone over all tickets: here every group pays for folding and scanning the text

@@ -30,9 +30,10 @@ ERROR_LINE = re.compile(r"^(?P<file>[^:\s]+\.ya?ml):(?P<line>\d+):(?P<column>\d+
 VERSION = re.compile(r"\b[0-9a-f]{12}\b")
 
 
-def rules_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI from the project root with relative paths, as ops and CI do."""
-    env = {k: v for k, v in os.environ.items() if k != "TICKETFLOW_RULES_DIR"}
+def rules_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI from the project root with relative paths, as ops and CI do; `env` adds to
+    the environment."""
+    env = {**{k: v for k, v in os.environ.items() if k != "TICKETFLOW_RULES_DIR"}, **(env or {})}
     return subprocess.run([sys.executable, "-m", "engine", "rules", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, encoding="utf-8", timeout=120, check=False)
 
@@ -113,9 +114,7 @@ def test_validate_shipped_rules_prints_the_version() -> None:
                                    "respond", "faq", "resolution", "recovery", "compensation"}
     # which evaluator decides: the native one where it is built (CI builds it), unless turned off
     assert data["evaluator"] == "native" and res.stdout.rstrip().endswith("; native evaluator")
-    env_python = {**os.environ, "TICKETFLOW_RULES_NATIVE": "0"}
-    off = subprocess.run([sys.executable, "-m", "engine", "rules", "validate", "rules", "--json"], cwd=ROOT, env=env_python,
-                         capture_output=True, text=True, encoding="utf-8", timeout=120, check=False)
+    off = rules_cli("validate", "rules", "--json", env={"TICKETFLOW_RULES_NATIVE": "0"})
     assert off.returncode == 0, off.stderr
     assert json.loads(off.stdout)["evaluator"] == "python" and json.loads(off.stdout)["version"] == version.group()
 

@@ -245,6 +245,7 @@ static PyObject *fold_text(PyObject *value, PyObject *fold) {
 /* Scanner.find(folded) -> tuple of keyword ids found: for tests and debugging. */
 static PyObject *Scanner_find(Scanner *self, PyObject *text) {
     if (!PyUnicode_Check(text)) { PyErr_SetString(PyExc_TypeError, "find() needs a str"); return NULL; }
+    if (self->first == NULL) { PyErr_SetString(PyExc_TypeError, "this Scanner is not initialised"); return NULL; }
     uint64_t bits[MAX_WORDS];
     scan(self, text, bits);
     PyObject *out = PyList_New(0);
@@ -435,20 +436,15 @@ static int is_number(PyObject *v) {
     return (PyLong_Check(v) && !PyBool_Check(v)) || PyFloat_Check(v);
 }
 
+/* `a op b` for two C numbers of one type, op a rich comparison code */
+#define ORDERED(a, b, op) ((op) == Py_LT ? (a) < (b) : (op) == Py_LE ? (a) <= (b) : (op) == Py_GT ? (a) > (b) \
+                           : (op) == Py_GE ? (a) >= (b) : (op) == Py_EQ ? (a) == (b) : (a) != (b))
+
 static int compare(PyObject *v, PyObject *e, int op) {
     if (PyLong_CheckExact(v) && PyLong_CheckExact(e)) {
         int ov = 0, oe = 0;
         long long a = PyLong_AsLongLongAndOverflow(v, &ov), b = PyLong_AsLongLongAndOverflow(e, &oe);
-        if (!ov && !oe) {
-            switch (op) {
-            case Py_LT: return a < b;
-            case Py_LE: return a <= b;
-            case Py_GT: return a > b;
-            case Py_GE: return a >= b;
-            case Py_EQ: return a == b;
-            default: return a != b;
-            }
-        }
+        if (!ov && !oe) return ORDERED(a, b, op);
     } else if ((PyFloat_CheckExact(v) || PyLong_CheckExact(v)) && (PyFloat_CheckExact(e) || PyLong_CheckExact(e))) {
         /* a float against a float, or against an int of at most 53 bits (exactly a double, so
            the comparison is Python's exact one); larger ints go to Python below */
@@ -458,15 +454,7 @@ static int compare(PyObject *v, PyObject *e, int op) {
         else { long long i = PyLong_AsLongLongAndOverflow(v, &ok); ok = !ok && i <= (1LL << 53) && i >= -(1LL << 53); a = (double)i; }
         if (PyFloat_CheckExact(e)) b = PyFloat_AS_DOUBLE(e);
         else if (ok) { long long i = PyLong_AsLongLongAndOverflow(e, &ok); ok = !ok && i <= (1LL << 53) && i >= -(1LL << 53); b = (double)i; }
-        if (!ok) return PyObject_RichCompareBool(v, e, op);
-        switch (op) {
-        case Py_LT: return a < b;
-        case Py_LE: return a <= b;
-        case Py_GT: return a > b;
-        case Py_GE: return a >= b;
-        case Py_EQ: return a == b;
-        default: return a != b;
-        }
+        if (ok) return ORDERED(a, b, op);
     }
     return PyObject_RichCompareBool(v, e, op);
 }
@@ -522,6 +510,12 @@ static int list_test(Program *p, PyObject *v, PyObject *needles, int all) {
     return result;
 }
 
+/* contains_any on a scanned text: does it hold any of the leaf's keywords */
+static inline int any_keyword(const Leaf *l, const uint64_t *have) {
+    for (int i = l->lo; i < l->hi; i++) if (have[i] & l->bits[i]) return 1;
+    return 0;
+}
+
 /* `v in l->a` for a set: an interned str against a small set of interned str is a member only
    if it is one of them (equal interned strings are one object); anything else asks the set. */
 static inline int member(const Leaf *l, PyObject *v) {
@@ -543,8 +537,7 @@ static int eval_leaf(Program *p, Ctx *x, const Leaf *l) {
         PyObject *folded = x->folded[l->text];
         switch (l->kind) {
         case L_TEXT_ANY:
-            for (int i = l->lo; i < l->hi; i++) if (have[i] & l->bits[i]) return 1;
-            return 0;
+            return any_keyword(l, have);
         case L_TEXT_ALL:
             for (int i = l->lo; i < l->hi; i++) if ((have[i] & l->bits[i]) != l->bits[i]) return 0;
             return 1;
@@ -621,6 +614,10 @@ static void ctx_clear(Program *p, Ctx *x) {
 }
 
 static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
+    if (p->groups == NULL) {  /* made with __new__ alone, or a failed __init__ */
+        PyErr_SetString(PyExc_TypeError, "this program is not initialised");
+        return -1;
+    }
     x->snap = snap;
     x->get = NULL;
     memset(x->val, 0, sizeof(PyObject *) * p->n_fields);
@@ -637,11 +634,9 @@ static inline int run_code(Program *p, Ctx *x, int at) {
     while (at >= 0) {
         const Op *o = &p->ops[at];
         const Leaf *l = &p->leaves[o->leaf];
-        int r = 0;
+        int r;
         if (l->kind == L_TEXT_ANY && x->text_state[l->text] == 1) {
-            /* the most frequent test, on a text already scanned: here, without a call */
-            const uint64_t *have = x->bits[l->text];
-            for (int i = l->lo; i < l->hi; i++) if (have[i] & l->bits[i]) { r = 1; break; }
+            r = any_keyword(l, x->bits[l->text]);  /* the most frequent test, here without a call */
         } else if ((r = eval_leaf(p, x, l)) < 0) {
             return -1;
         }
@@ -968,6 +963,13 @@ static int as_int(PyObject *tuple, Py_ssize_t i, int *out) {
     return 0;
 }
 
+/* item k of a spec tuple, as a reference the program keeps */
+static inline PyObject *owned(PyObject *spec, Py_ssize_t k) {
+    PyObject *item = PyTuple_GET_ITEM(spec, k);
+    Py_INCREF(item);
+    return item;
+}
+
 static int bad(const char *what) {
     PyErr_Format(PyExc_ValueError, "native program: %s", what);
     return -1;
@@ -1011,17 +1013,16 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
             return bad("a text is (field, Scanner)");
         if (as_int(spec, 0, &p->text_field[t]) < 0) return -1;
         if (p->text_field[t] < 0 || p->text_field[t] >= p->n_fields) return bad("text field out of range");
-        p->scanners[t] = (Scanner *)PyTuple_GET_ITEM(spec, 1);
-        Py_INCREF(p->scanners[t]);
+        p->scanners[t] = (Scanner *)owned(spec, 1);
     }
     for (int i = 0; i < p->n_leaves; i++) {
         /* (kind, field, text, op, want, a, b, keyword ids or None, trace field, op, expected) */
         PyObject *spec = PyTuple_GET_ITEM(leaves, i);
         Leaf *l = &p->leaves[i];
         if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 11) return bad("a leaf has 11 entries");
-        l->t_field = PyTuple_GET_ITEM(spec, 8); Py_INCREF(l->t_field);
-        l->t_op = PyTuple_GET_ITEM(spec, 9); Py_INCREF(l->t_op);
-        l->t_expected = PyTuple_GET_ITEM(spec, 10); Py_INCREF(l->t_expected);
+        l->t_field = owned(spec, 8);
+        l->t_op = owned(spec, 9);
+        l->t_expected = owned(spec, 10);
         if (as_int(spec, 0, &l->kind) < 0 || as_int(spec, 1, &l->field) < 0 || as_int(spec, 2, &l->text) < 0
             || as_int(spec, 3, &l->op) < 0 || as_int(spec, 4, &l->want) < 0)
             return -1;
@@ -1030,8 +1031,8 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         int texty = l->kind >= L_TEXT_ANY && l->kind <= L_TEXT_MATCHES;
         if (texty && (l->text < 0 || l->text >= p->n_texts)) return bad("leaf text out of range");
         if (l->kind == L_NUM_CMP && (l->op < Py_LT || l->op > Py_GE)) return bad("unknown comparison");
-        l->a = PyTuple_GET_ITEM(spec, 5); Py_INCREF(l->a);
-        l->b = PyTuple_GET_ITEM(spec, 6); Py_INCREF(l->b);
+        l->a = owned(spec, 5);
+        l->b = owned(spec, 6);
         if (l->kind == L_TEXT_ANY || l->kind == L_TEXT_ALL) {
             const Scanner *s = p->scanners[l->text];
             PyObject *ids = PyTuple_GET_ITEM(spec, 7);
@@ -1109,9 +1110,9 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         PyObject *spec = PyTuple_GET_ITEM(groups, gi);
         Group *g = &p->groups[gi];
         if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 9) return bad("a group has 9 entries");
-        g->name = PyTuple_GET_ITEM(spec, 5); Py_INCREF(g->name);
-        g->ids = PyTuple_GET_ITEM(spec, 6); Py_INCREF(g->ids);
-        g->thens = PyTuple_GET_ITEM(spec, 7); Py_INCREF(g->thens);
+        g->name = owned(spec, 5);
+        g->ids = owned(spec, 6);
+        g->thens = owned(spec, 7);
         if (as_int(spec, 0, &g->first) < 0) return -1;
         PyObject *roots = PyTuple_GET_ITEM(spec, 1);
         if (!PyTuple_Check(roots)) return bad("roots must be a tuple");
@@ -1130,9 +1131,9 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
             if (g->roots[r] >= p->n_nodes) return bad("rule root out of range");
             if (g->entries[r] >= p->n_ops || g->entries[r] < CODE_TRUE) return bad("rule op out of range");
         }
-        g->outcomes = PyTuple_GET_ITEM(spec, 2); Py_INCREF(g->outcomes);
-        g->seen = PyTuple_GET_ITEM(spec, 3); Py_INCREF(g->seen);
-        g->combine = PyTuple_GET_ITEM(spec, 4); Py_INCREF(g->combine);
+        g->outcomes = owned(spec, 2);
+        g->seen = owned(spec, 3);
+        g->combine = owned(spec, 4);
         if (g->first && (!PyTuple_Check(g->outcomes) || PyTuple_GET_SIZE(g->outcomes) != g->n_rules + 1))
             return bad("a first group has one outcome per rule and one for no match");
         if (!g->first && (!PyDict_Check(g->seen) || !PyCallable_Check(g->combine)))

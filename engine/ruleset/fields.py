@@ -224,7 +224,7 @@ def _flatten(value: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None
         # dict lookup that finds the very same key object skips loading and comparing the
         # key's text, a cache miss per field on a snapshot no longer in cache (rules_bench:
         # 14 -> 10 µs per ticket).
-        name = sys.intern(f"{prefix}{key}") if isinstance(key, str) else f"{prefix}{key}"
+        name = sys.intern(f"{prefix}{key}")
         if isinstance(item, Mapping):
             _flatten(item, f"{name}.", out)
         elif isinstance(item, list):

@@ -64,11 +64,6 @@ def enabled() -> bool:
     return _native is not None and os.environ.get("TICKETFLOW_RULES_NATIVE", "1") != "0"
 
 
-def evaluator() -> str:
-    """'native' or 'python': what rulesets built now decide with, for reports."""
-    return "native" if enabled() else "python"
-
-
 class Natives:
     """The scanners of one ruleset (one per text-like field, shared by all its programs, so a
     text is folded and scanned once for all the groups of a stage and the next stage too), and
@@ -182,11 +177,10 @@ class _Tables:
 
         # what its compact-trace entry shows (compiler._leaf_entry): one object shared by every trace
         shown = list(expected) if isinstance(expected, list) else expected
-        op_name = op
 
-        def leaf(kind: int, a: Any = None, b: Any = None, *, want: int = 0, op: int = 0, text: int = -1,
+        def leaf(kind: int, a: Any = None, b: Any = None, *, want: int = 0, compare: int = 0, text: int = -1,
                  ids: tuple[int, ...] | None = None) -> tuple[Any, ...]:
-            return (kind, field, text, op, want, a, b, ids, name, op_name, shown)
+            return (kind, field, text, compare, want, a, b, ids, name, op, shown)
 
         if op == "is_set":
             return leaf(L_IS_SET, want=int(bool(expected)))
@@ -219,7 +213,7 @@ class _Tables:
                 return leaf(L_ENUM_IN if op == "in" else L_ENUM_NOT_IN, frozenset(_interned(expected)))
         if ftype in (NUMBER, INT):
             if op in _COMPARE:
-                return leaf(L_NUM_CMP, expected, op=_COMPARE[op])
+                return leaf(L_NUM_CMP, expected, compare=_COMPARE[op])
             if op == "between":
                 low, high = expected
                 return leaf(L_NUM_BETWEEN, low, high)
