@@ -48,8 +48,9 @@ rules' logic changes, that check fails, names the group and ticket, and `Baselin
 Ratios are engine tickets/s divided by baseline tickets/s (1.0 = as fast as hand-written code).
 Timings are the best of a few repeats on one core (the process is single-threaded). Without
 trace, each stage's deciding function (the engine's `decider`, the baseline's method) is mapped
-over the list of that stage's snapshots, the same loop for both; with trace, a Python loop calls
-`evaluate` per group as the worker's activity does (engine/activities/triage.py).
+over the list of that stage's snapshots, the same loop for both; with the compact trace, the
+same loop maps the engine's `stage_evaluator`, the function the worker's activity calls
+(engine/activities/triage.py); explain mode calls `evaluate` per group.
 
 Which evaluator: the engine decides with the native evaluator (engine/ruleset/_native.c) when
 it is built, as a worker does; the header line says which one ran. TICKETFLOW_RULES_NATIVE=0
@@ -632,7 +633,8 @@ def _listed(actions: Mapping[str, Any]) -> dict[str, Any]:
 
 def verify_paths(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[tuple[int, str], ...]) -> int:
     """For a ruleset without a hand-written twin (the generated one): decide, evaluate and
-    explain must agree on every decision; returns how many were compared."""
+    explain must agree on every decision, and the stage functions (decider, stage_evaluator)
+    with the group's own; returns how many were compared."""
     compared = 0
     stages: dict[int, tuple[str, ...]] = {}
     for stage, group in plan:
@@ -646,6 +648,8 @@ def verify_paths(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[
             if (staged.rule_ids, dict(staged.actions)) != (outcome.rule_ids, dict(outcome.actions)):
                 raise AssertionError(f"decider and decide disagree on group {group}, ticket {number}")
             traced = ruleset.evaluate(group, snapshot)
+            if ruleset.stage_evaluator(stages[stage])(snapshot)[stages[stage].index(group)] != traced:
+                raise AssertionError(f"stage_evaluator and evaluate disagree on group {group}, ticket {number}")
             explained = ruleset.evaluate(group, snapshot, explain=True)
             views = {(tuple(traced.rule_ids), json.dumps(traced.actions, sort_keys=True)),
                      (tuple(explained.rule_ids), json.dumps(explained.actions, sort_keys=True)),
@@ -789,31 +793,31 @@ def engine_loop(ruleset: Ruleset, tickets: list[tuple[dict, ...]], plan: tuple[t
     """Stage by stage over all tickets, as workers do: the groups of one stage are evaluated
     together on one snapshot (one activity), and another ticket's stages come in between.
 
-    mode: "decide" (Ruleset.decider: one generated function per stage returning each group's
-    rule ids and actions, no trace - what the baseline's method per stage returns too), "trace"
-    (Ruleset.evaluate per group: plus the compact trace the workflow records in history, as
-    fresh objects the caller owns) or "explain" (evaluate with explain=True: every leaf)."""
+    mode: "decide" (Ruleset.decider: one function per stage returning each group's rule ids and
+    actions, no trace - what the baseline's method per stage returns too), "trace"
+    (Ruleset.stage_evaluator: one function per stage returning each group's result with the
+    compact trace the workflow records in history, as fresh objects the caller owns - what the
+    worker's evaluation activity calls) or "explain" (evaluate with explain=True per group: every
+    leaf). The first two map each stage's function over that stage's snapshots, as the baseline
+    loop does."""
     stages: dict[int, list[str]] = {}
     for stage, group in plan:
         stages.setdefault(stage, []).append(group)
-    if mode == "decide":
-        deciders = [(ruleset.decider(tuple(groups)), column(tickets, stage)) for stage, groups in stages.items()]
+    if mode in ("decide", "trace"):
+        make = ruleset.decider if mode == "decide" else ruleset.stage_evaluator
+        functions = [(make(tuple(groups)), column(tickets, stage)) for stage, groups in stages.items()]
 
         def run_stages() -> None:
-            for decide, snapshots in deciders:
-                consume(map(decide, snapshots))
+            for function, snapshots in functions:
+                consume(map(function, snapshots))
         return run_stages
-    if mode == "trace":
-        call: Callable[[str, dict], Any] = ruleset.evaluate
-    else:
-        call = lambda group, snapshot: ruleset.evaluate(group, snapshot, True)  # noqa: E731
 
     def run() -> None:
         for stage, groups in stages.items():
             for snapshots in tickets:
                 snapshot = snapshots[stage]
                 for group in groups:
-                    call(group, snapshot)
+                    ruleset.evaluate(group, snapshot, True)
     return run
 
 

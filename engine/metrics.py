@@ -165,7 +165,7 @@ class TicketflowMetrics:
         self.surveys_answered = counter("ticketflow_surveys_answered", "Satisfaction surveys answered.", ("kind", "channel"))
         self.survey_score = histogram("ticketflow_survey_score", "Survey scores (csat 1-5, nps 0-10); one bucket per score.", ("kind",), SCORE_BUCKETS)
         self.rule_evaluations = counter("ticketflow_rule_evaluations", "Rule group evaluations (each execution of the local activity).", ("group",))
-        self.rule_evaluation_seconds = histogram("ticketflow_rule_evaluation_seconds", "Time to evaluate one rule group.", ("group",), EVAL_BUCKETS)
+        self.rule_evaluation_seconds = histogram("ticketflow_rule_evaluation_seconds", "Time to evaluate the groups of one request together on one snapshot.", ("groups",), EVAL_BUCKETS)
         self.rule_matches = counter("ticketflow_rule_matches", "Deciding rule of each evaluation (rule \"none\": nothing matched).", ("group", "rule"))
         self.activity_failures = counter("ticketflow_activity_failures", "Failed activity attempts (each retry that fails counts).", ("activity", "error"))
 
@@ -218,10 +218,13 @@ class TicketflowMetrics:
             self.survey_score.labels(kind).observe(u.survey.score)
 
     @_never_fails
-    def evaluated(self, group: str, seconds: float, rule_id: str) -> None:
-        self.rule_evaluations.labels(_label(group)).inc()
-        self.rule_evaluation_seconds.labels(_label(group)).observe(seconds)
-        self.rule_matches.labels(_label(group), _label(rule_id)).inc()
+    def evaluated(self, groups: list[str], seconds: float, rule_ids: list[str]) -> None:
+        """One evaluation request: its groups (in order), evaluated together in `seconds`, and
+        each group's deciding rule ("" when nothing matched)."""
+        self.rule_evaluation_seconds.labels(_label(",".join(groups))).observe(seconds)
+        for group, rule_id in zip(groups, rule_ids):
+            self.rule_evaluations.labels(_label(group)).inc()
+            self.rule_matches.labels(_label(group), _label(rule_id)).inc()
 
     @_never_fails
     def sla_warning(self, snapshot: dict[str, Any]) -> None:

@@ -178,7 +178,7 @@ async def test_rule_evaluations_and_sla_warnings(m, tmp_path: Path):
     result = await triage.evaluate_rules(EvaluationRequest(groups=["classification", "priority"], snapshot=raw_snapshot(ev)))
     priority = next(d for d in result.decisions if d.group == "priority")
     assert value(m, "ticketflow_rule_evaluations_total", group="classification") == 1
-    assert value(m, "ticketflow_rule_evaluation_seconds_count", group="priority") == 1
+    assert value(m, "ticketflow_rule_evaluation_seconds_count", groups="classification,priority") == 1
     assert value(m, "ticketflow_rule_matches_total", group="priority", rule=priority.rule_id) == 1
 
     snapshot = {**raw_snapshot(ev), "priority": "P1", "category": "complaint", "team": "complaints", "sla_policy": "p1-urgent",

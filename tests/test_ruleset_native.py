@@ -2,7 +2,8 @@
 
 Owns: the extension is built and used by default (TICKETFLOW_RULES_NATIVE=0: generated Python
 for rulesets built afterwards); native == generated Python on random rules and snapshots (decide,
-evaluate with its compact trace, stage deciders; raw, through build_snapshot, and not dicts); the
+evaluate with its compact trace, stage deciders and stage evaluators; raw, through build_snapshot,
+and not dicts); long texts cut in traces as Python cuts them, in every string kind; the
 generated-Python path keeps the coverage tests/test_ruleset_codegen.py gives it; `_native.Scanner`
 == `compiler._finder`; the text cache; the fallback beyond KEYWORDS_MAX keywords; exceptions of
 Python callbacks propagating through C; no reference or memory leaks. The random rules and
@@ -97,6 +98,11 @@ def compare(python: Any, fast: Any, doc: dict[str, Any], snap: Mapping[str, Any]
         same_result(python.evaluate(name, snap), fast.evaluate(name, snap), (name, snap))
         check_group(fast, group, snap, order)
         check_group(python, group, snap, order)
+    # the stage's results together (the worker's call): the same as evaluate one group at a time
+    want_results, got_results = python.stage_evaluator(GROUPS)(snap), fast.stage_evaluator(GROUPS)(snap)
+    for want, got, name in zip(want_results, got_results, GROUPS, strict=True):
+        same_result(want, got, (name, snap))
+        same_result(got, fast.evaluate(name, snap), (name, snap))
     want_stage, got_stage = python.decider(GROUPS)(snap), fast.decider(GROUPS)(snap)
     assert [(o.rule_ids, thaw(o.actions)) for o in got_stage] == [(o.rule_ids, thaw(o.actions)) for o in want_stage]
     assert all(o is fast.decide(name, snap) for o, name in zip(got_stage, GROUPS)), snap
@@ -404,6 +410,7 @@ def test_no_reference_or_memory_leaks() -> None:
             fast.decide("priority", snap)
             fast.evaluate("classification", snap)
             fast.evaluate("priority", snap)
+            fast.stage_evaluator(GROUPS)(snap)
             try:
                 fast.decide("classification", RaisingGet(snap))
             except Boom:
@@ -421,7 +428,7 @@ def test_no_reference_or_memory_leaks() -> None:
         run(100)
         gc.collect()
         start = tracemalloc.get_traced_memory()[0]
-        run(-(-20_000 // (5 * len(snaps))))  # 20,000 calls deciding (5 per snapshot and round)
+        run(-(-20_000 // (6 * len(snaps))))  # 20,000 calls deciding (6 per snapshot and round)
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - start
     finally:
@@ -477,7 +484,58 @@ def test_objects_never_initialised_raise_instead_of_crashing() -> None:
         program.index({})
     with pytest.raises(TypeError, match="not initialised"):
         program.evaluate({})
+    with pytest.raises(TypeError, match="not initialised"):
+        program.results({})
     with pytest.raises(TypeError):
         program({})
     with pytest.raises(TypeError, match="not initialised"):
         _native.Scanner.__new__(_native.Scanner).find("refund")
+
+
+# 9. Long texts in traces
+
+
+@pytest.mark.parametrize("text", [
+    "refund " + "a" * 200,                      # ASCII
+    "refund " + "é" * 200,                      # Latin-1
+    "退款" + "快" * 200,                          # two bytes a character
+    "退款 🙂" + "快" * 200,                       # four bytes, an astral character in what is kept
+    "退款" + "快" * 130 + "🙂",                   # four bytes, the astral character only in what is cut
+    "refund " + "a" * 113,                      # 120 exactly: kept whole
+])
+def test_long_texts_are_cut_in_traces_as_python_cuts_them(text: str) -> None:
+    """Traces keep 120 characters of a text and an ellipsis. The native cut builds the string
+    itself, in the narrowest kind that holds it (as every Python str must be, or it would compare
+    unequal to an equal string); two leaves on one text show the same cut."""
+    doc = {"groups": [{"name": "classification", "match": "all", "rules": [
+        {"id": "a", "when": {"all": [{"field": "text", "contains_any": ["refund", "退款"]},
+                                     {"field": "text", "matches": "."}]}, "then": {"tags": ["x"]}},
+        {"id": "b", "when": {"field": "body", "is_set": True}, "then": {"tags": ["y"]}}]}]}
+    python, fast = both(doc)
+    snap = {"text": text, "body": text}
+    want, got = python.evaluate("classification", snap), fast.evaluate("classification", snap)
+    same_result(want, got, text)
+    shown = [leaf["actual"] for entry in got.trace for leaf in entry["leaves"]]
+    expected = text if len(text) <= 120 else text[:120] + "…"
+    assert shown == [expected] * 3
+    assert [len(value) for value in shown] == [min(len(text), 121)] * 3
+    assert {hash(value) for value in shown} == {hash(expected)}
+
+
+def test_the_result_type_must_keep_its_fields_in_slots() -> None:
+    """The native evaluator fills a result's slots directly, so it takes only a class that has
+    them (GroupResult does) and refuses any other with a clear error when the program is built."""
+    ruleset = load_ruleset(ROOT / "rules")
+
+    class Plain:
+        pass
+
+    class Borrowed:  # another class's slots, which would point into GroupResult's layout
+        group, rule_ids, actions, trace = GroupResult.group, GroupResult.rule_ids, GroupResult.actions, GroupResult.trace
+
+    spec = ruleset._native_spec(ruleset._plans["priority"])
+    for wrong in (Plain, Borrowed):
+        with pytest.raises(ValueError, match="__slots__"):
+            ruleset._natives.program([spec], wrong)
+    program = ruleset._natives.program([spec], GroupResult)
+    assert program.results(build_snapshot({"subject": "退款"}))[0] == ruleset.evaluate("priority", build_snapshot({"subject": "退款"}))

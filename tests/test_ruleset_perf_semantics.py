@@ -243,12 +243,23 @@ def test_results_are_fresh_objects_and_stay_frozen() -> None:
     assert again.actions == {"category": "b", "tags": ["x", "y", "z"]} and again.rule_ids == ["a", "b"]
     routed = rs.evaluate("routing", snapshot)
     routed.actions["skills"].append("mutated")
-    assert rs.evaluate("routing", snapshot).actions == {"team": "t", "skills": ["s1", "s2"]}
+    routed2 = rs.evaluate("routing", snapshot)
+    assert routed2.actions == {"team": "t", "skills": ["s1", "s2"]}
     assert rs.to_dict()["groups"][1]["rules"][0]["then"]["skills"] == ["s1", "s2"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         again.group = "other"  # type: ignore[misc]
     assert dataclasses.replace(again, group="x").group == "x"
     assert again == GroupResult("classification", ["a", "b"], {"category": "b", "tags": ["x", "y", "z"]}, again.trace)
+    # a stage's results together (what the worker records) are fresh in the same way
+    staged = rs.stage_evaluator(("classification", "routing"))
+    one, two = staged(snapshot)
+    one.actions["tags"].append("mutated")
+    one.trace[0]["leaves"].append("mutated")
+    two.actions["skills"].append("mutated")
+    two.rule_ids.append("mutated")
+    assert staged(snapshot) == (rs.evaluate("classification", snapshot), rs.evaluate("routing", snapshot)) == (again, routed2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.trace = []  # type: ignore[misc]
 
 
 def test_compact_trace_of_any_and_not_lists_the_deciding_leaves() -> None:

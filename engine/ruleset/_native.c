@@ -1,4 +1,4 @@
-/* The native rule evaluator: the hot path of `Ruleset.decide`, `decider` and `evaluate`.
+/* The native rule evaluator: the hot path of `Ruleset.decide`, `decider`, `evaluate` and `stage_evaluator`.
  *
  * engine/ruleset/native.py flattens a ruleset's compiled conditions into tables (fields, leaves,
  * condition nodes, groups) and hands them to `Program`; `Scanner` finds a text field's keywords.
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 #define MAX_FIELDS 128       /* fields one program reads */
 #define MAX_TEXTS 16         /* text fields one program scans */
@@ -24,7 +25,10 @@
 #define MAX_MASK_WORDS 64    /* 64-bit words of a match-all group's mask: 4096 rules */
 /* The layout of the tables native.py builds; native.py refuses a module built for another one
    (an old build left in place when a rebuild failed). Raise it with every change to the tables. */
-#define TABLES_VERSION 4
+#define TABLES_VERSION 5
+#define TRACE_TEXT_LIMIT 120 /* compiler._TRACE_TEXT_LIMIT: longer texts are cut in traces */
+#define ELLIPSIS 0x2026      /* … ends a cut text */
+#define RESULT_FIELDS 4      /* GroupResult's slots: group, rule_ids, actions, trace */
 #define SMALL_SET 8          /* sets of interned str up to this size are searched by address */
 
 /* A letter or digit of a script that separates words with spaces; compiler._is_word_char.
@@ -311,6 +315,9 @@ typedef struct {
     int first, n_rules;
     int *roots;            /* per rule its condition's node, -1 for a catch-all */
     int *entries;          /* per rule its first op, CODE_TRUE for a catch-all */
+    int *implied;          /* per rule: the leaves of a condition of only `all` and leaves (every
+                              one of them was true when it matched), or -1 (`any`, `not`) */
+    unsigned char *has_lists;  /* per rule: whether its actions hold a list (copied for a result) */
     PyObject *outcomes;    /* first: tuple, one per rule then "no match" */
     PyObject *seen;        /* all: dict mask -> (indices, actions, outcome) */
     PyObject *combine;     /* all: combination(mask) for a mask not yet seen */
@@ -331,7 +338,8 @@ typedef struct {
     int n_ops;
     Group *groups;
     PyObject *fold;
-    PyObject *result_type;  /* GroupResult, or None: then evaluate() is not offered */
+    PyObject *result_type;  /* GroupResult, or None: then evaluate() and results() are not offered */
+    Py_ssize_t result_offsets[RESULT_FIELDS];  /* where its group, rule_ids, actions, trace slots are */
     vectorcallfunc vectorcall;
     PyObject **leaf_templates, **rule_templates;  /* trace entries to copy, see leaf_entry */
     int n_rule_templates;
@@ -343,6 +351,8 @@ typedef struct {
     signed char text_state[MAX_TEXTS];  /* 0: not read yet, 1: text, 2: not a string */
     PyObject *folded[MAX_TEXTS];        /* strong */
     uint64_t bits[MAX_TEXTS][MAX_WORDS];
+    int cut_field;   /* the field whose long text `cut` shows in traces (-1: none yet) */
+    PyObject *cut;   /* strong */
 } Ctx;
 
 static PyObject *value_of(Program *p, Ctx *x, int f) {
@@ -611,6 +621,7 @@ static void ctx_clear(Program *p, Ctx *x) {
     for (int f = 0; f < p->n_fields; f++) Py_XDECREF(x->val[f]);
     for (int t = 0; t < p->n_texts; t++) if (x->text_state[t] == 1) Py_DECREF(x->folded[t]);
     Py_XDECREF(x->get);
+    Py_XDECREF(x->cut);
 }
 
 static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
@@ -620,6 +631,8 @@ static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     }
     x->snap = snap;
     x->get = NULL;
+    x->cut_field = -1;
+    x->cut = NULL;
     memset(x->val, 0, sizeof(PyObject *) * p->n_fields);
     memset(x->text_state, 0, sizeof(x->text_state));
     if (!PyDict_CheckExact(snap)) {  /* any other Mapping: read it through its own get() */
@@ -747,18 +760,29 @@ static PyObject *Program_index(Program *p, PyObject *snap) {
 /* ------------------------------------------------------------------------------------------ */
 /* Results with the compact trace: what Ruleset.evaluate returns, built as compiler.py does. */
 
-static PyObject *ellipsis_str, *k_field, *k_op, *k_expected, *k_actual, *k_rule_id, *k_matched, *k_leaves,
-    *k_group, *k_rule_ids, *k_actions, *k_trace, *empty_tuple;
+static PyObject *k_field, *k_op, *k_expected, *k_actual, *k_rule_id, *k_matched, *k_leaves,
+    *k_group, *k_rule_ids, *k_actions, *k_trace;
+
+/* v[:TRACE_TEXT_LIMIT] + "…" in one allocation, in the narrowest kind that holds it as Python
+   requires of every str: the ellipsis needs two bytes, a four-byte text's head may not */
+static PyObject *cut_text(PyObject *v) {
+    Py_UCS4 max = ELLIPSIS;
+    if (PyUnicode_KIND(v) == PyUnicode_4BYTE_KIND) {
+        const Py_UCS4 *chars = PyUnicode_4BYTE_DATA(v);
+        for (int i = 0; i < TRACE_TEXT_LIMIT; i++) if (chars[i] > max) max = chars[i];
+    }
+    PyObject *out = PyUnicode_New(TRACE_TEXT_LIMIT + 1, max);
+    if (!out) return NULL;
+    if (PyUnicode_CopyCharacters(out, 0, v, 0, TRACE_TEXT_LIMIT) < 0) { Py_DECREF(out); return NULL; }
+    PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), TRACE_TEXT_LIMIT, ELLIPSIS);
+    return out;
+}
 
 /* compiler._trace_value: long texts cut, lists copied (never shared with the snapshot) */
 static PyObject *trace_value(PyObject *v) {
     if (PyUnicode_Check(v)) {
-        if (PyUnicode_GET_LENGTH(v) <= 120) { Py_INCREF(v); return v; }
-        PyObject *head = PyUnicode_Substring(v, 0, 120);
-        if (!head) return NULL;
-        PyObject *out = PyUnicode_Concat(head, ellipsis_str);
-        Py_DECREF(head);
-        return out;
+        if (PyUnicode_GET_LENGTH(v) <= TRACE_TEXT_LIMIT) { Py_INCREF(v); return v; }
+        return cut_text(v);
     }
     if (PyList_Check(v) || PyTuple_Check(v)) {
         if (Py_EnterRecursiveCall(" in a rule trace")) return NULL;
@@ -786,13 +810,26 @@ static int set_new(PyObject *dict, PyObject *key, PyObject *value) {
 
 /* compiler._leaf_entry: {field, op, expected, actual} (the compact trace leaves the result out) */
 static PyObject *leaf_entry(Program *p, Ctx *x, const Leaf *l) {
-    PyObject *actual = value_of(p, x, l->field);
+    PyObject *actual = value_of(p, x, l->field), *shown;
     if (!actual) return NULL;
+    if (PyUnicode_Check(actual) && PyUnicode_GET_LENGTH(actual) > TRACE_TEXT_LIMIT) {
+        /* a str is immutable: every leaf on the same long text shows the same cut copy */
+        if (x->cut_field != l->field) {
+            Py_XDECREF(x->cut);
+            x->cut_field = -1;
+            if (!(x->cut = cut_text(actual))) return NULL;
+            x->cut_field = l->field;
+        }
+        Py_INCREF(x->cut);
+        shown = x->cut;
+    } else if (!(shown = trace_value(actual))) {
+        return NULL;
+    }
     /* a copy of the leaf's template {field, op, expected, actual: None}: copying a small dict
        copies its table whole, cheaper than building it key by key */
     PyObject *entry = PyDict_Copy(p->leaf_templates[l - p->leaves]);
-    if (!entry) return NULL;
-    if (set_new(entry, k_actual, trace_value(actual)) < 0) {
+    if (!entry) { Py_DECREF(shown); return NULL; }
+    if (set_new(entry, k_actual, shown) < 0) {
         Py_DECREF(entry);
         return NULL;
     }
@@ -831,105 +868,142 @@ static int record_node(Program *p, Ctx *x, int at, PyObject *out) {
     }
 }
 
+/* The leaf entries under node `at`, a tree of `all` and leaves that held, in evaluation order
+   (compiler._implied_entries: the tests need not run again) */
+static int implied_leaves(Program *p, Ctx *x, int at, PyObject *out, Py_ssize_t *next) {
+    const Node *n = &p->nodes[at];
+    if (n->type == N_LEAF) {
+        PyObject *entry = leaf_entry(p, x, &p->leaves[n->arg]);
+        if (!entry) return -1;
+        PyList_SET_ITEM(out, (*next)++, entry);
+        return 0;
+    }
+    for (int i = 0; i < n->count; i++)
+        if (implied_leaves(p, x, p->kids[n->start + i], out, next) < 0) return -1;
+    return 0;
+}
+
 /* {rule_id, matched: True, leaves} of a rule that matched */
 static PyObject *matched_entry(Program *p, Ctx *x, const Group *g, Py_ssize_t rule) {
-    PyObject *leaves = PyList_New(0);
+    int root = g->roots[rule], implied = g->implied[rule];
+    PyObject *leaves = PyList_New(implied > 0 ? implied : 0);
     if (!leaves) return NULL;
-    if (g->roots[rule] >= 0 && record_node(p, x, g->roots[rule], leaves) < 0) { Py_DECREF(leaves); return NULL; }
+    Py_ssize_t filled = 0;
+    if (root >= 0 && (implied >= 0 ? implied_leaves(p, x, root, leaves, &filled) : record_node(p, x, root, leaves)) < 0) {
+        Py_DECREF(leaves);
+        return NULL;
+    }
     PyObject *entry = PyDict_Copy(p->rule_templates[g->template_base + rule]);  /* {rule_id, matched, leaves} */
     if (entry && PyDict_SetItem(entry, k_leaves, leaves) < 0) Py_CLEAR(entry);
     Py_DECREF(leaves);
     return entry;
 }
 
-/* compiler._copy_actions: a fresh dict, with fresh copies of its lists */
-static PyObject *copy_actions(PyObject *then) {
-    PyObject *out = PyDict_New(), *key, *value;
+/* compiler._copy_actions: a fresh dict, with fresh copies of its lists. The dict is copied whole
+   (one allocation and a copy of its table), then its list values are replaced by copies, which
+   changes values only, as PyDict_Next allows. */
+static PyObject *copy_actions(PyObject *then, int has_lists) {
+    PyObject *out = PyDict_Copy(then), *key, *value;
     Py_ssize_t pos = 0;
-    while (out && PyDict_Next(then, &pos, &key, &value)) {
-        int r = PyList_Check(value) ? set_new(out, key, PySequence_List(value)) : PyDict_SetItem(out, key, value);
-        if (r < 0) Py_CLEAR(out);
+    while (has_lists && out && PyDict_Next(out, &pos, &key, &value)) {
+        if (PyList_Check(value) && set_new(out, key, PyList_GetSlice(value, 0, PyList_GET_SIZE(value))) < 0)
+            Py_CLEAR(out);
     }
     return out;
 }
 
+/* A GroupResult of its four fields (references stolen): allocated and its slots filled as its
+   __init__ would (the class is frozen, so nothing else can write them). */
 static PyObject *new_result(Program *p, const Group *g, PyObject *ids, PyObject *actions, PyObject *trace) {
     PyTypeObject *type = (PyTypeObject *)p->result_type;
     PyObject *result = NULL;
-    if (ids && actions && trace) {
-        /* what GroupResult.__init__ does, as object.__setattr__ would (the class is frozen) */
-        result = type->tp_new(type, empty_tuple, NULL);
-        if (result && (PyObject_GenericSetAttr(result, k_group, g->name) < 0
-                       || PyObject_GenericSetAttr(result, k_rule_ids, ids) < 0
-                       || PyObject_GenericSetAttr(result, k_actions, actions) < 0
-                       || PyObject_GenericSetAttr(result, k_trace, trace) < 0))
-            Py_CLEAR(result);
+    if (ids && actions && trace && (result = type->tp_alloc(type, 0)) != NULL) {
+        PyObject *values[RESULT_FIELDS] = {g->name, ids, actions, trace};
+        Py_INCREF(g->name);
+        for (int i = 0; i < RESULT_FIELDS; i++)
+            *(PyObject **)((char *)result + p->result_offsets[i]) = values[i];
+        return result;
     }
     Py_XDECREF(ids); Py_XDECREF(actions); Py_XDECREF(trace);
+    return NULL;
+}
+
+/* The GroupResult of group g, with the compact trace, on a snapshot read through x */
+static PyObject *group_result(Program *p, Ctx *x, const Group *g) {
+    uint64_t mask[MAX_MASK_WORDS + 1];
+    Py_ssize_t index = -1;
+    if (run_group(p, x, g, &index, mask) < 0) return NULL;
+    if (g->first) {
+        if (index < 0) return new_result(p, g, PyList_New(0), PyDict_New(), PyList_New(0));
+        PyObject *ids = PyList_New(1), *trace = PyList_New(1), *entry = NULL;
+        if (ids) { PyObject *id = PyTuple_GET_ITEM(g->ids, index); Py_INCREF(id); PyList_SET_ITEM(ids, 0, id); }
+        if (trace && (entry = matched_entry(p, x, g, index)) != NULL) PyList_SET_ITEM(trace, 0, entry);
+        else Py_CLEAR(trace);
+        return new_result(p, g, ids, trace ? copy_actions(PyTuple_GET_ITEM(g->thens, index), g->has_lists[index]) : NULL,
+                          trace);
+    }
+    PyObject *key = mask_int(g, mask), *found = NULL;
+    if (!key) return NULL;
+    found = PyDict_GetItemWithError(g->seen, key);  /* (indices, merged actions, outcome) */
+    if (found) Py_INCREF(found);
+    else if (!PyErr_Occurred()) found = PyObject_CallOneArg(g->combine, key);
+    Py_DECREF(key);
+    if (!found) return NULL;
+    if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(found, 0))
+        || !PyDict_Check(PyTuple_GET_ITEM(found, 1))) {
+        Py_DECREF(found);
+        PyErr_SetString(PyExc_TypeError, "combination() must return (indices, actions, outcome)");
+        return NULL;
+    }
+    PyObject *indices = PyTuple_GET_ITEM(found, 0);
+    Py_ssize_t n = PyTuple_GET_SIZE(indices);
+    PyObject *ids = PyList_New(n), *trace = PyList_New(n);
+    for (Py_ssize_t i = 0; ids && trace && i < n; i++) {
+        Py_ssize_t rule = PyLong_AsSsize_t(PyTuple_GET_ITEM(indices, i));
+        if (rule < 0 || rule >= g->n_rules) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "rule index out of range");
+            Py_CLEAR(trace);
+            break;
+        }
+        PyObject *id = PyTuple_GET_ITEM(g->ids, rule), *entry = matched_entry(p, x, g, rule);
+        Py_INCREF(id);
+        PyList_SET_ITEM(ids, i, id);
+        if (!entry) { Py_CLEAR(trace); break; }
+        PyList_SET_ITEM(trace, i, entry);
+    }
+    PyObject *result = new_result(p, g, ids, trace ? copy_actions(PyTuple_GET_ITEM(found, 1), 1) : NULL, trace);
+    Py_DECREF(found);
     return result;
+}
+
+static int offers_results(Program *p) {
+    if (p->result_type != Py_None) return 1;
+    PyErr_SetString(PyExc_TypeError, "this program was built without a result type");
+    return 0;
 }
 
 /* program.evaluate(snapshot) -> GroupResult of the first group, with the compact trace */
 static PyObject *Program_evaluate(Program *p, PyObject *snap) {
-    if (p->result_type == Py_None) {
-        PyErr_SetString(PyExc_TypeError, "this program was built without a result type");
-        return NULL;
-    }
-    const Group *g = &p->groups[0];
     Ctx x;
-    if (ctx_init(p, &x, snap) < 0) return NULL;
-    uint64_t mask[MAX_MASK_WORDS + 1];
-    Py_ssize_t index = -1;
-    PyObject *result = NULL;
-    if (run_group(p, &x, g, &index, mask) < 0) goto done;
-    if (g->first) {
-        if (index < 0) {
-            result = new_result(p, g, PyList_New(0), PyDict_New(), PyList_New(0));
-            goto done;
-        }
-        PyObject *ids = PyList_New(1), *trace = PyList_New(1), *entry = NULL;
-        if (ids) { PyObject *id = PyTuple_GET_ITEM(g->ids, index); Py_INCREF(id); PyList_SET_ITEM(ids, 0, id); }
-        if (trace && (entry = matched_entry(p, &x, g, index)) != NULL) PyList_SET_ITEM(trace, 0, entry);
-        else Py_CLEAR(trace);
-        result = new_result(p, g, ids, copy_actions(PyTuple_GET_ITEM(g->thens, index)), trace);
-        goto done;
-    }
-    {
-        PyObject *key = mask_int(g, mask), *found = NULL;
-        if (!key) goto done;
-        found = PyDict_GetItemWithError(g->seen, key);  /* (indices, merged actions, outcome) */
-        if (found) Py_INCREF(found);
-        else if (!PyErr_Occurred()) found = PyObject_CallOneArg(g->combine, key);
-        Py_DECREF(key);
-        if (!found) goto done;
-        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(found, 0))
-            || !PyDict_Check(PyTuple_GET_ITEM(found, 1))) {
-            Py_DECREF(found);
-            PyErr_SetString(PyExc_TypeError, "combination() must return (indices, actions, outcome)");
-            goto done;
-        }
-        PyObject *indices = PyTuple_GET_ITEM(found, 0);
-        Py_ssize_t n = PyTuple_GET_SIZE(indices);
-        PyObject *ids = PyList_New(n), *trace = PyList_New(n);
-        for (Py_ssize_t i = 0; ids && trace && i < n; i++) {
-            Py_ssize_t rule = PyLong_AsSsize_t(PyTuple_GET_ITEM(indices, i));
-            if (rule < 0 || rule >= g->n_rules) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "rule index out of range");
-                Py_CLEAR(trace);
-                break;
-            }
-            PyObject *id = PyTuple_GET_ITEM(g->ids, rule), *entry = matched_entry(p, &x, g, rule);
-            Py_INCREF(id);
-            PyList_SET_ITEM(ids, i, id);
-            if (!entry) { Py_CLEAR(trace); break; }
-            PyList_SET_ITEM(trace, i, entry);
-        }
-        result = new_result(p, g, ids, trace ? copy_actions(PyTuple_GET_ITEM(found, 1)) : NULL, trace);
-        Py_DECREF(found);
-    }
-done:
+    if (!offers_results(p) || ctx_init(p, &x, snap) < 0) return NULL;
+    PyObject *result = group_result(p, &x, &p->groups[0]);
     ctx_clear(p, &x);
     return result;
+}
+
+/* program.results(snapshot) -> every group's GroupResult, in order, on one reading of the snapshot
+   (a text is folded and scanned once for all groups) */
+static PyObject *Program_results(Program *p, PyObject *snap) {
+    Ctx x;
+    if (!offers_results(p) || ctx_init(p, &x, snap) < 0) return NULL;
+    PyObject *out = PyTuple_New(p->n_groups);
+    for (int gi = 0; out && gi < p->n_groups; gi++) {
+        PyObject *result = group_result(p, &x, &p->groups[gi]);
+        if (!result) { Py_CLEAR(out); break; }
+        PyTuple_SET_ITEM(out, gi, result);
+    }
+    ctx_clear(p, &x);
+    return out;
 }
 
 static void Program_free_tables(Program *p) {
@@ -941,6 +1015,7 @@ static void Program_free_tables(Program *p) {
     }
     for (int g = 0; p->groups && g < p->n_groups; g++) {
         PyMem_Free(p->groups[g].roots); PyMem_Free(p->groups[g].entries);
+        PyMem_Free(p->groups[g].implied); PyMem_Free(p->groups[g].has_lists);
         Py_XDECREF(p->groups[g].outcomes); Py_XDECREF(p->groups[g].seen); Py_XDECREF(p->groups[g].combine);
         Py_XDECREF(p->groups[g].name); Py_XDECREF(p->groups[g].ids); Py_XDECREF(p->groups[g].thens);
     }
@@ -973,6 +1048,45 @@ static inline PyObject *owned(PyObject *spec, Py_ssize_t k) {
 static int bad(const char *what) {
     PyErr_Format(PyExc_ValueError, "native program: %s", what);
     return -1;
+}
+
+/* How many leaves a condition of only `all` nodes and leaves has; -1 when it has `any` or `not` */
+static int implied_count(Program *p, int at) {
+    const Node *n = &p->nodes[at];
+    if (n->type == N_LEAF) return 1;
+    if (n->type != N_ALL) return -1;
+    int total = 0;
+    for (int i = 0; i < n->count; i++) {
+        int k = implied_count(p, p->kids[n->start + i]);
+        if (k < 0) return -1;
+        total += k;
+    }
+    return total;
+}
+
+/* The result type must keep group, rule_ids, actions and trace in object slots (__slots__), with
+   the default allocator and no __new__ of its own, so that a result can be allocated and filled
+   without calls; their offsets go to `offsets`. */
+static int result_slots(PyObject *type, Py_ssize_t *offsets) {
+    static const char *names[RESULT_FIELDS] = {"group", "rule_ids", "actions", "trace"};
+    if (!PyType_Check(type)) return bad("the result type must be a class");
+    PyTypeObject *t = (PyTypeObject *)type;
+    if (t->tp_new != PyBaseObject_Type.tp_new || t->tp_alloc != PyType_GenericAlloc)
+        return bad("the result type must not have its own __new__ or allocator");
+    for (int i = 0; i < RESULT_FIELDS; i++) {
+        PyObject *descr = PyObject_GetAttrString(type, names[i]);
+        if (!descr && !PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+        PyErr_Clear();
+        /* a slot of this class or a base: a member descriptor of another class (assigned as a
+           class attribute) would give an offset into some other layout */
+        int ok = descr && Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                 && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX
+                 && PyType_IsSubtype(t, ((PyMemberDescrObject *)descr)->d_common.d_type);
+        if (ok) offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_XDECREF(descr);
+        if (!ok) return bad("the result type must keep group, rule_ids, actions and trace in __slots__");
+    }
+    return 0;
 }
 
 /* Program(fields, texts, leaves, nodes, kids, groups, fold, result_type, ops); see native.py */
@@ -1125,11 +1239,14 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         if (!PyTuple_Check(entries) || PyTuple_GET_SIZE(entries) != g->n_rules) return bad("one first op per rule");
         g->roots = PyMem_Calloc(g->n_rules + 1, sizeof(int));
         g->entries = PyMem_Calloc(g->n_rules + 1, sizeof(int));
-        if (!g->roots || !g->entries) { PyErr_NoMemory(); return -1; }
+        g->implied = PyMem_Calloc(g->n_rules + 1, sizeof(int));
+        g->has_lists = PyMem_Calloc(g->n_rules + 1, 1);
+        if (!g->roots || !g->entries || !g->implied || !g->has_lists) { PyErr_NoMemory(); return -1; }
         for (int r = 0; r < g->n_rules; r++) {
             if (as_int(roots, r, &g->roots[r]) < 0 || as_int(entries, r, &g->entries[r]) < 0) return -1;
             if (g->roots[r] >= p->n_nodes) return bad("rule root out of range");
             if (g->entries[r] >= p->n_ops || g->entries[r] < CODE_TRUE) return bad("rule op out of range");
+            g->implied[r] = g->roots[r] < 0 ? 0 : implied_count(p, g->roots[r]);
         }
         g->outcomes = owned(spec, 2);
         g->seen = owned(spec, 3);
@@ -1141,8 +1258,11 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
         if (!PyTuple_Check(g->ids) || PyTuple_GET_SIZE(g->ids) != g->n_rules
             || !PyTuple_Check(g->thens) || PyTuple_GET_SIZE(g->thens) != g->n_rules)
             return bad("a group has one id and one action dict per rule");
-        for (int r = 0; r < g->n_rules; r++)
-            if (!PyDict_Check(PyTuple_GET_ITEM(g->thens, r))) return bad("actions must be a dict");
+        for (int r = 0; r < g->n_rules; r++) {
+            PyObject *then = PyTuple_GET_ITEM(g->thens, r), *key, *value;
+            if (!PyDict_Check(then)) return bad("actions must be a dict");
+            for (Py_ssize_t pos = 0; PyDict_Next(then, &pos, &key, &value);) if (PyList_Check(value)) g->has_lists[r] = 1;
+        }
     }
     p->leaf_templates = PyMem_Calloc(p->n_leaves + 1, sizeof(PyObject *));
     if (!p->leaf_templates) { PyErr_NoMemory(); return -1; }
@@ -1167,7 +1287,7 @@ static int Program_init(Program *p, PyObject *args, PyObject *kwds) {
                 return -1;
         }
     }
-    if (result_type != Py_None && !PyType_Check(result_type)) return bad("the result type must be a class");
+    if (result_type != Py_None && result_slots(result_type, p->result_offsets) < 0) return -1;
     Py_INCREF(result_type); p->result_type = result_type;
     p->vectorcall = (vectorcallfunc)Program_vectorcall;
     return 0;
@@ -1183,6 +1303,8 @@ static PyMethodDef Program_methods[] = {
      "index(snapshot) -> the first group's first matching rule (-1: none), or its mask of matches"},
     {"evaluate", (PyCFunction)Program_evaluate, METH_O,
      "evaluate(snapshot) -> the first group's GroupResult, with the compact trace"},
+    {"results", (PyCFunction)Program_results, METH_O,
+     "results(snapshot) -> every group's GroupResult, in order, with the compact trace"},
     {NULL}
 };
 
@@ -1208,8 +1330,7 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC PyInit__native(void) {
     for (int c = 0; c < 128; c++) ascii_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&ProgramType) < 0) return NULL;
-    if (!(ellipsis_str = PyUnicode_FromString("\u2026")) || !(empty_tuple = PyTuple_New(0))
-        || !(k_field = PyUnicode_InternFromString("field")) || !(k_op = PyUnicode_InternFromString("op"))
+    if (!(k_field = PyUnicode_InternFromString("field")) || !(k_op = PyUnicode_InternFromString("op"))
         || !(k_expected = PyUnicode_InternFromString("expected")) || !(k_actual = PyUnicode_InternFromString("actual"))
         || !(k_rule_id = PyUnicode_InternFromString("rule_id")) || !(k_matched = PyUnicode_InternFromString("matched"))
         || !(k_leaves = PyUnicode_InternFromString("leaves")) || !(k_group = PyUnicode_InternFromString("group"))

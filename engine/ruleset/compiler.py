@@ -7,8 +7,9 @@ the trace. It trusts its input: everything reaching `Ruleset` went through the l
 
 Compiled forms of every group:
 - the native evaluator (native.py builds its tables, _native.c runs them) picks the rules for
-  `decide` and `decider`, and builds `evaluate`'s result with its compact trace, where the C
-  extension is built (it is by `pip install` on a machine with a C compiler);
+  `decide` and `decider`, and builds the results of `evaluate` and `stage_evaluator` with their
+  compact trace, where the C extension is built (it is by `pip install` on a machine with a C
+  compiler);
 - otherwise `codegen.generate` writes the group's conditions as one Python function (plain
   if-statements, each field read once) that returns which rules matched, and `decide` (no
   trace) and `evaluate` (compact trace) use it; see codegen.py for why and how it stays safe.
@@ -31,9 +32,13 @@ tests/test_ruleset_perf_semantics.py pins the behaviour of these paths):
   regular-expression pass over the text (`_KeywordScanner`); each test is then a set operation.
 - Results: `decide` returns a shared, read-only `GroupOutcome` per rule (per combination of
   matched rules in an `all` group), so deciding allocates nothing. `evaluate` returns fresh
-  objects the caller owns: GroupResult fills its frozen fields directly, actions are copied with
-  dict() and only their lists copied again, and trace entries are built for the matched rules
-  only, without re-running their tests where the condition is one test or an `all` of tests.
+  objects the caller owns: GroupResult keeps its frozen fields in slots (the native evaluator
+  allocates it and fills them without a call), actions are copied with dict() and only their
+  lists copied again, and trace entries are built for the matched rules only, without
+  re-running their tests where the condition is one test or an `all` of tests.
+- Stages: the worker evaluates a stage's groups together on one snapshot (`stage_evaluator`),
+  one native call for all of them, so each field is read and each text scanned once per stage
+  rather than per group, and the per-call overhead is paid once.
 
 Deliberately not done: caching decisions across snapshots other than by the text value itself
 (snapshots are mutable dicts, and no two tickets share a text).
@@ -644,7 +649,7 @@ class CompiledGroup:
     rules: tuple[CompiledRule, ...]
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, slots=True)
 class GroupResult:
     """What one group decided: matched rule ids in order, merged actions, and the trace."""
 
@@ -654,14 +659,17 @@ class GroupResult:
     trace: list[dict[str, Any]]
 
     def __init__(self, group: str, rule_ids: list[str], actions: dict[str, Any], trace: list[dict[str, Any]]):
-        # Frozen like the generated __init__ would make it, but filled through __dict__ instead
-        # of four object.__setattr__ calls: a result is built per group per ticket, and this
-        # halves its cost. Nothing can change the fields afterwards.
-        values = self.__dict__
-        values["group"] = group
-        values["rule_ids"] = rule_ids
-        values["actions"] = actions
-        values["trace"] = trace
+        # Frozen, so the fields are written through their slots' descriptors, as the generated
+        # __init__ would; the native evaluator fills the same slots directly (_native.c).
+        _SET_GROUP(self, group)
+        _SET_RULE_IDS(self, rule_ids)
+        _SET_ACTIONS(self, actions)
+        _SET_TRACE(self, trace)
+
+
+# the slots' own setters: object.__setattr__ would look each name up first
+_SET_GROUP, _SET_RULE_IDS, _SET_ACTIONS, _SET_TRACE = (
+    getattr(GroupResult, name).__set__ for name in ("group", "rule_ids", "actions", "trace"))
 
 
 def _copy_actions(then: Mapping[str, Any]) -> dict[str, Any]:
@@ -787,6 +795,7 @@ class Ruleset:
             self._plans[group["name"]] = _Plan(compiled, self._list_actions[group["name"]])
         self._views = views
         self._deciders: dict[tuple[str, ...], Callable[[Snapshot], tuple[GroupOutcome, ...]]] = {}
+        self._evaluators: dict[tuple[str, ...], Callable[[Snapshot], tuple[GroupResult, ...]]] = {}
         # Which rules match is decided by the native evaluator where it is built (native.py), and
         # by generated Python otherwise. The closures compiled above registered every keyword.
         self._natives = self._build_natives(views) if native.enabled() else None
@@ -897,6 +906,23 @@ class Ruleset:
                     spec.append((name, "all", conditions, plan.by_mask, plan.combination))
             found, source = codegen.generate_stage(spec, self._views, _TextField, _CODEGEN_HELPERS)
             self._deciders[groups] = found
+        return found
+
+    def stage_evaluator(self, groups: tuple[str, ...]) -> Callable[[Snapshot], tuple[GroupResult, ...]]:
+        """One function evaluating `groups` together on a snapshot, as the worker does for a
+        stage: it returns their results, in order, as `evaluate` would one by one (compact
+        trace, fresh objects). With the native evaluator it is one program for all of them, so a
+        text is folded and scanned once. Built once per ruleset and tuple of groups. Raises
+        KeyError for an unknown group."""
+        found = self._evaluators.get(groups)
+        if found is None:
+            plans = [self._plans[name] for name in groups]
+            if self._natives is not None:
+                found = self._natives.program([self._native_spec(plan) for plan in plans], GroupResult).results
+            else:
+                evaluate = self.evaluate
+                found = lambda snapshot: tuple([evaluate(name, snapshot) for name in groups])  # noqa: E731
+            self._evaluators[groups] = found
         return found
 
     @staticmethod

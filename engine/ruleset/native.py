@@ -4,8 +4,9 @@
 built (it is, by `pip install`, on any machine with a C compiler), and with the Python that
 codegen.py generates otherwise. Both give the same answers: the C code implements each leaf
 exactly as codegen and the closures do, and tests/test_ruleset_native.py compares them on
-random snapshots. Outcomes are the compiler's shared Python objects; results of `evaluate`
-(rule ids, actions, the compact trace) are built in C as compiler.py builds them, as fresh
+random snapshots. Outcomes are the compiler's shared Python objects; results of `evaluate` and
+`stage_evaluator` (rule ids, actions, the compact trace) are built in C as compiler.py builds
+them, as fresh
 objects, so nothing downstream can tell the paths apart. Explain mode stays in Python: it is
 for people reading one ticket, not for throughput.
 
@@ -36,7 +37,7 @@ from typing import Any, NamedTuple
 
 from .fields import BOOL, ENUM, FIELDS, INT, LIST, NUMBER, STRING, TEXT
 
-TABLES_VERSION = 4  # the table layout this module builds; _native.c says which one it reads
+TABLES_VERSION = 5  # the table layout this module builds; _native.c says which one it reads
 
 try:
     from . import _native
@@ -79,7 +80,8 @@ class Natives:
 
     def program(self, groups: Sequence[GroupSpec], result_type: type | None = None) -> Any:
         """A Program deciding `groups` on one snapshot (see GroupSpec). With `result_type`
-        (compiler.GroupResult) its evaluate() also builds the first group's result and trace."""
+        (compiler.GroupResult, a class with __slots__) its evaluate() also builds the first
+        group's result and trace, and results() every group's."""
         tables = _Tables(self._texts, self._fold)
         specs = []
         for group in groups:

@@ -72,7 +72,9 @@ def evaluate_staged(ruleset: Ruleset, raw: Mapping[str, Any], explain: bool = Fa
         trigger = _TRIGGER.get(stage)
         if trigger and snapshot.get(trigger) in (None, ""):
             continue
-        results = [ruleset.evaluate(g, snapshot, explain=explain) for g in groups if ruleset.has_group(g)]
+        present = tuple(g for g in groups if ruleset.has_group(g))
+        results = [ruleset.evaluate(g, snapshot, explain=True) for g in present] if explain \
+            else ruleset.stage_evaluator(present)(snapshot)
         for res in results:
             out.append(StagedDecision(stage, res.group, deciding_rule(ruleset, res.group, res.rule_ids), res))
         for res in results:
