@@ -506,7 +506,7 @@ def test_objects_never_initialised_raise_instead_of_crashing() -> None:
 def test_long_texts_are_cut_in_traces_as_python_cuts_them(text: str) -> None:
     """Traces keep 120 characters of a text and an ellipsis. The native cut builds the string
     itself, in the narrowest kind that holds it (as every Python str must be, or it would compare
-    unequal to an equal string); two leaves on one text show the same cut."""
+    unequal to an equal string); every leaf on the text shows it."""
     doc = {"groups": [{"name": "classification", "match": "all", "rules": [
         {"id": "a", "when": {"all": [{"field": "text", "contains_any": ["refund", "退款"]},
                                      {"field": "text", "matches": "."}]}, "then": {"tags": ["x"]}},

@@ -351,8 +351,6 @@ typedef struct {
     signed char text_state[MAX_TEXTS];  /* 0: not read yet, 1: text, 2: not a string */
     PyObject *folded[MAX_TEXTS];        /* strong */
     uint64_t bits[MAX_TEXTS][MAX_WORDS];
-    int cut_field;   /* the field whose long text `cut` shows in traces (-1: none yet) */
-    PyObject *cut;   /* strong */
 } Ctx;
 
 static PyObject *value_of(Program *p, Ctx *x, int f) {
@@ -621,7 +619,6 @@ static void ctx_clear(Program *p, Ctx *x) {
     for (int f = 0; f < p->n_fields; f++) Py_XDECREF(x->val[f]);
     for (int t = 0; t < p->n_texts; t++) if (x->text_state[t] == 1) Py_DECREF(x->folded[t]);
     Py_XDECREF(x->get);
-    Py_XDECREF(x->cut);
 }
 
 static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
@@ -631,8 +628,6 @@ static int ctx_init(Program *p, Ctx *x, PyObject *snap) {
     }
     x->snap = snap;
     x->get = NULL;
-    x->cut_field = -1;
-    x->cut = NULL;
     memset(x->val, 0, sizeof(PyObject *) * p->n_fields);
     memset(x->text_state, 0, sizeof(x->text_state));
     if (!PyDict_CheckExact(snap)) {  /* any other Mapping: read it through its own get() */
@@ -811,20 +806,7 @@ static int set_new(PyObject *dict, PyObject *key, PyObject *value) {
 /* compiler._leaf_entry: {field, op, expected, actual} (the compact trace leaves the result out) */
 static PyObject *leaf_entry(Program *p, Ctx *x, const Leaf *l) {
     PyObject *actual = value_of(p, x, l->field), *shown;
-    if (!actual) return NULL;
-    if (PyUnicode_Check(actual) && PyUnicode_GET_LENGTH(actual) > TRACE_TEXT_LIMIT) {
-        /* a str is immutable: every leaf on the same long text shows the same cut copy */
-        if (x->cut_field != l->field) {
-            Py_XDECREF(x->cut);
-            x->cut_field = -1;
-            if (!(x->cut = cut_text(actual))) return NULL;
-            x->cut_field = l->field;
-        }
-        Py_INCREF(x->cut);
-        shown = x->cut;
-    } else if (!(shown = trace_value(actual))) {
-        return NULL;
-    }
+    if (!actual || !(shown = trace_value(actual))) return NULL;
     /* a copy of the leaf's template {field, op, expected, actual: None}: copying a small dict
        copies its table whole, cheaper than building it key by key */
     PyObject *entry = PyDict_Copy(p->leaf_templates[l - p->leaves]);
@@ -1068,13 +1050,13 @@ static int implied_count(Program *p, int at) {
    the default allocator and no __new__ of its own, so that a result can be allocated and filled
    without calls; their offsets go to `offsets`. */
 static int result_slots(PyObject *type, Py_ssize_t *offsets) {
-    static const char *names[RESULT_FIELDS] = {"group", "rule_ids", "actions", "trace"};
+    PyObject *names[RESULT_FIELDS] = {k_group, k_rule_ids, k_actions, k_trace};
     if (!PyType_Check(type)) return bad("the result type must be a class");
     PyTypeObject *t = (PyTypeObject *)type;
     if (t->tp_new != PyBaseObject_Type.tp_new || t->tp_alloc != PyType_GenericAlloc)
         return bad("the result type must not have its own __new__ or allocator");
     for (int i = 0; i < RESULT_FIELDS; i++) {
-        PyObject *descr = PyObject_GetAttrString(type, names[i]);
+        PyObject *descr = PyObject_GetAttr(type, names[i]);
         if (!descr && !PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
         PyErr_Clear();
         /* a slot of this class or a base: a member descriptor of another class (assigned as a
